@@ -1,0 +1,106 @@
+"""Settings of the sync and of its embedded stack, from the environment (prefix ``Q2C_``).
+
+Every port is configurable; secrets are read from the environment or from files under
+``$Q2C_HOME/secrets`` that the stack generates, never from committed config.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DATABASES = ("crm", "psa", "finance")
+ALL_DATABASES = (*SOURCE_DATABASES, "erp", "warehouse")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="Q2C_", extra="ignore")
+
+    home: Path = Field(default=PROJECT_ROOT / ".q2c", description="where the embedded stack keeps its data")
+    host: str = "127.0.0.1"
+    pg_port: int = 55432
+    kafka_port: int = 59092
+    controller_port: int = 59093
+    connect_port: int = 58083
+    metrics_port: int = 58000
+    worker_web_port: int = 56066
+    prometheus_port: int = 59090
+    pg_superuser: str = "q2c"
+    pg_password: str | None = None
+    kafka_bootstrap: str | None = None
+    # Kafka client security, passed through to every client the sync makes (see docs/security.md).
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: str | None = None
+    kafka_ssl_cafile: str | None = None
+    topic_partitions: int = 1
+    batch_size: int = 2000
+    batch_within_s: float = 0.2
+
+    @cached_property
+    def home_dir(self) -> Path:
+        return self.home.resolve()
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.home_dir / "secrets"
+
+    @property
+    def run_dir(self) -> Path:
+        return self.home_dir / "run"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.home_dir / "logs"
+
+    @property
+    def jvm_dir(self) -> Path:
+        return self.home_dir / "jvm"
+
+    def password(self) -> str:
+        if self.pg_password:
+            return self.pg_password
+        secret = self.secrets_dir / "pg_password"
+        return secret.read_text().strip() if secret.exists() else ""
+
+    def dsn(self, database: str) -> str:
+        return (
+            f"postgresql://{self.pg_superuser}:{self.password()}@{self.host}:{self.pg_port}/{database}"
+        )
+
+    @property
+    def bootstrap(self) -> str:
+        return self.kafka_bootstrap or f"{self.host}:{self.kafka_port}"
+
+    @property
+    def connect_url(self) -> str:
+        return f"http://{self.host}:{self.connect_port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://{self.host}:{self.metrics_port}/metrics"
+
+    @property
+    def prometheus_url(self) -> str:
+        return f"http://{self.host}:{self.prometheus_port}"
+
+    def kafka_client_config(self) -> dict[str, str]:
+        """librdkafka settings for confluent-kafka clients."""
+        conf = {"bootstrap.servers": self.bootstrap, "security.protocol": self.kafka_security_protocol}
+        if self.kafka_sasl_mechanism:
+            conf["sasl.mechanism"] = self.kafka_sasl_mechanism
+        if self.kafka_sasl_username:
+            conf["sasl.username"] = self.kafka_sasl_username
+        if self.kafka_sasl_password:
+            conf["sasl.password"] = self.kafka_sasl_password
+        if self.kafka_ssl_cafile:
+            conf["ssl.ca.location"] = self.kafka_ssl_cafile
+        return conf
+
+
+def load() -> Settings:
+    return Settings()

@@ -1,0 +1,218 @@
+"""The JVM parts of the stack: jars from Maven Central (pinned in pom.xml), a KRaft broker and a
+distributed Kafka Connect worker with the Debezium PostgreSQL connector on its class path."""
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+
+import httpx
+from confluent_kafka.admin import AdminClient
+
+from streams.config import Settings
+from streams.stack.process import StackError, pid_of, port_is_free, require_free_port, spawn, stop, wait_until
+
+POM = Path(__file__).parent / "pom.xml"
+
+LOG4J2 = """\
+status = warn
+appender.out.type = Console
+appender.out.name = out
+appender.out.layout.type = PatternLayout
+appender.out.layout.pattern = [%d] %p %c{1} - %m%n
+rootLogger.level = WARN
+rootLogger.appenderRef.out.ref = out
+logger.connect.name = org.apache.kafka.connect.runtime.Worker
+logger.connect.level = INFO
+logger.dbz.name = io.debezium
+logger.dbz.level = INFO
+"""
+
+
+def fetch_jars(settings: Settings) -> Path:
+    """Copy the pinned jars under ``$Q2C_HOME/jvm`` (Maven caches the downloads in ~/.m2)."""
+    marker = settings.jvm_dir / ".complete"
+    if marker.exists() and marker.read_text() == POM.read_text():
+        return settings.jvm_dir
+    if not shutil.which("mvn"):
+        raise StackError("Maven (mvn) is not installed; `make run` installs it with apt")
+    result = subprocess.run(
+        ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-Djvm.dir={settings.jvm_dir}"],
+        capture_output=True, text=True,
+    )
+    if result.returncode != 0:
+        raise StackError(f"fetching the Kafka/Connect/Debezium jars from Maven Central failed:\n{result.stdout[-3000:]}")
+    marker.write_text(POM.read_text())
+    return settings.jvm_dir
+
+
+def _java(settings: Settings, heap: str, main: str, *args: str) -> list[str]:
+    log4j = settings.run_dir / "log4j2.properties"
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    log4j.write_text(LOG4J2)
+    return [
+        shutil.which("java") or "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC",
+        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+        "-cp", f"{settings.jvm_dir}/*", main, *args,
+    ]
+
+
+class KafkaBroker:
+    name = "kafka"
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.dir = settings.home_dir / "kafka"
+        self.props = self.dir / "server.properties"
+        self.pidfile = settings.run_dir / "kafka.pid"
+        self.log = settings.log_dir / "kafka.log"
+
+    def configure(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        s = self.s
+        self.props.write_text(
+            "process.roles=broker,controller\n"
+            "node.id=1\n"
+            f"controller.quorum.voters=1@{s.host}:{s.controller_port}\n"
+            f"listeners=PLAINTEXT://{s.host}:{s.kafka_port},CONTROLLER://{s.host}:{s.controller_port}\n"
+            f"advertised.listeners=PLAINTEXT://{s.host}:{s.kafka_port}\n"
+            "controller.listener.names=CONTROLLER\n"
+            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT\n"
+            f"log.dirs={self.dir / 'data'}\n"
+            f"num.partitions={s.topic_partitions}\n"
+            "offsets.topic.replication.factor=1\n"
+            "transaction.state.log.replication.factor=1\n"
+            "transaction.state.log.min.isr=1\n"
+            "share.coordinator.state.topic.replication.factor=1\n"
+            "share.coordinator.state.topic.min.isr=1\n"
+            "group.initial.rebalance.delay.ms=0\n"
+            "auto.create.topics.enable=true\n"
+            "log.retention.hours=-1\n"
+            "log.segment.bytes=67108864\n"
+        )
+        if not (self.dir / "data" / "meta.properties").exists():
+            cluster_id = _kafka_uuid()
+            result = subprocess.run(
+                _java(s, "256m", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props)),
+                capture_output=True, text=True,
+            )
+            if result.returncode != 0:
+                raise StackError(f"Kafka: formatting the KRaft storage failed:\n{result.stdout}{result.stderr}")
+
+    def start(self) -> None:
+        if pid_of(self.pidfile):
+            return
+        require_free_port("Kafka", self.s.host, self.s.kafka_port)
+        require_free_port("Kafka controller", self.s.host, self.s.controller_port)
+        self.configure()
+        spawn(_java(self.s, "768m", "kafka.Kafka", str(self.props)), self.pidfile, self.log)
+        wait_until("Kafka", self.healthy, 90, self.log)
+
+    def stop(self) -> bool:
+        return stop(self.pidfile, timeout=60)
+
+    def healthy(self) -> bool:
+        if not pid_of(self.pidfile):
+            return False
+        if port_is_free(self.s.host, self.s.kafka_port):
+            return False
+        admin = AdminClient({**self.s.kafka_client_config(), "socket.timeout.ms": 3000, "log_level": 0})
+        metadata = admin.list_topics(timeout=3)
+        return bool(metadata.brokers)
+
+
+def _kafka_uuid() -> str:
+    import base64
+
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+class ConnectWorker:
+    name = "connect"
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.dir = settings.home_dir / "connect"
+        self.props = self.dir / "connect-distributed.properties"
+        self.pidfile = settings.run_dir / "connect.pid"
+        self.log = settings.log_dir / "connect.log"
+
+    def configure(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        s = self.s
+        self.props.write_text(
+            f"bootstrap.servers={s.bootstrap}\n"
+            "group.id=q2c-connect\n"
+            "config.storage.topic=q2c-connect-configs\n"
+            "offset.storage.topic=q2c-connect-offsets\n"
+            "status.storage.topic=q2c-connect-status\n"
+            "config.storage.replication.factor=1\n"
+            "offset.storage.replication.factor=1\n"
+            "status.storage.replication.factor=1\n"
+            "offset.flush.interval.ms=1000\n"
+            "key.converter=org.apache.kafka.connect.json.JsonConverter\n"
+            "key.converter.schemas.enable=false\n"
+            "value.converter=org.apache.kafka.connect.json.JsonConverter\n"
+            "value.converter.schemas.enable=true\n"
+            f"listeners=http://{s.host}:{s.connect_port}\n"
+            f"rest.advertised.host.name={s.host}\n"
+            f"rest.advertised.port={s.connect_port}\n"
+            "plugin.discovery=service_load\n"
+            # Secrets reach connector configs from the environment, never from the JSON in connect/.
+            "config.providers=env\n"
+            "config.providers.env.class=org.apache.kafka.common.config.provider.EnvVarConfigProvider\n"
+        )
+
+    def env(self) -> dict[str, str]:
+        return {
+            "Q2C_PG_HOST": self.s.host,
+            "Q2C_PG_PORT": str(self.s.pg_port),
+            "Q2C_CAPTURE_USER": self.s.pg_superuser,
+            "Q2C_CAPTURE_PASSWORD": self.s.password(),
+        }
+
+    def start(self) -> None:
+        if pid_of(self.pidfile):
+            return
+        require_free_port("Kafka Connect", self.s.host, self.s.connect_port)
+        self.configure()
+        spawn(
+            _java(self.s, "1g", "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props)),
+            self.pidfile, self.log, env=self.env(),
+        )
+        wait_until("Kafka Connect", self.rest_up, 120, self.log)
+
+    def stop(self) -> bool:
+        return stop(self.pidfile, timeout=60)
+
+    def rest_up(self) -> bool:
+        return httpx.get(f"{self.s.connect_url}/connectors", timeout=3).status_code == 200
+
+    def register(self, config_files: list[Path]) -> None:
+        """PUT each connector's config (idempotent) and wait until its task runs."""
+        for path in config_files:
+            spec = json.loads(path.read_text())
+            name = spec["name"]
+            response = httpx.put(f"{self.s.connect_url}/connectors/{name}/config", json=spec["config"], timeout=30)
+            if response.status_code >= 300:
+                raise StackError(f"Kafka Connect refused connector {name}: {response.text}")
+        for path in config_files:
+            name = json.loads(path.read_text())["name"]
+            wait_until(f"connector {name}", lambda n=name: self.connector_running(n), 120, self.log)
+
+    def connector_running(self, name: str) -> bool:
+        status = httpx.get(f"{self.s.connect_url}/connectors/{name}/status", timeout=5).json()
+        tasks = status.get("tasks", [])
+        if any(t.get("state") == "FAILED" for t in tasks):
+            raise StackError(f"connector {name} failed: {tasks[0].get('trace', '')[:2000]}")
+        return status.get("connector", {}).get("state") == "RUNNING" and bool(tasks) and all(
+            t.get("state") == "RUNNING" for t in tasks
+        )
+
+    def healthy(self) -> bool:
+        if not pid_of(self.pidfile):
+            return False
+        names = httpx.get(f"{self.s.connect_url}/connectors", timeout=3).json()
+        return bool(names) and all(self.connector_running(n) for n in names)

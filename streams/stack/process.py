@@ -1,0 +1,131 @@
+"""Start, find and stop the stack's background processes by PID file."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+
+class StackError(RuntimeError):
+    """A part of the embedded stack could not be started or reached; the message says which."""
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+def require_free_port(part: str, host: str, port: int) -> None:
+    if not port_is_free(host, port):
+        raise StackError(
+            f"{part}: port {host}:{port} is already taken; stop what uses it or choose another "
+            f"port (see `q2c env` for the Q2C_*_PORT settings)"
+        )
+
+
+def pid_of(pidfile: Path) -> int | None:
+    try:
+        pid = int(pidfile.read_text().strip())
+    except (FileNotFoundError, ValueError):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return None
+    except PermissionError:
+        return pid
+    if _is_zombie(pid):
+        return None
+    return pid
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except (FileNotFoundError, IndexError):
+        return False
+
+
+def spawn(
+    argv: Sequence[str],
+    pidfile: Path,
+    logfile: Path,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+) -> int:
+    """Start ``argv`` detached in its own session; its output goes to ``logfile``."""
+    logfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    with open(logfile, "ab") as log:
+        proc = subprocess.Popen(
+            list(argv),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            start_new_session=True,
+        )
+    pidfile.write_text(str(proc.pid))
+    return proc.pid
+
+
+def stop(pidfile: Path, timeout: float = 30.0) -> bool:
+    """SIGTERM the process group, SIGKILL after ``timeout``. True if something was running."""
+    pid = pid_of(pidfile)
+    if pid is None:
+        pidfile.unlink(missing_ok=True)
+        return False
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and pid_of(pidfile) is not None:
+        time.sleep(0.2)
+    if pid_of(pidfile) is not None:
+        _signal_group(pid, signal.SIGKILL)
+        time.sleep(0.5)
+    pidfile.unlink(missing_ok=True)
+    return True
+
+
+def kill_hard(pidfile: Path) -> None:
+    """``kill -9`` the process group, as a crash would; used by fault tests."""
+    pid = pid_of(pidfile)
+    if pid is not None:
+        _signal_group(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid_of(pidfile) is not None:
+            time.sleep(0.1)
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(os.getpgid(pid), sig)
+    except ProcessLookupError:
+        pass
+
+
+def wait_until(what: str, check: Callable[[], bool], timeout: float, logfile: Path | None = None) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if check():
+                return
+        except Exception:  # noqa: BLE001 - not up yet
+            pass
+        time.sleep(0.3)
+    tail = ""
+    if logfile and logfile.exists():
+        tail = "\n--- last lines of " + str(logfile) + " ---\n" + "\n".join(
+            logfile.read_text(errors="replace").splitlines()[-25:]
+        )
+    raise StackError(f"{what} did not become healthy within {timeout:.0f}s{tail}")

@@ -1,0 +1,58 @@
+"""Prometheus (Debian package) scraping the worker's metrics endpoint."""
+from __future__ import annotations
+
+import shutil
+
+import httpx
+
+from streams.config import Settings
+from streams.stack.process import StackError, pid_of, require_free_port, spawn, stop, wait_until
+
+
+class Prometheus:
+    name = "prometheus"
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.dir = settings.home_dir / "prometheus"
+        self.config = self.dir / "prometheus.yml"
+        self.pidfile = settings.run_dir / "prometheus.pid"
+        self.log = settings.log_dir / "prometheus.log"
+
+    def configure(self) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config.write_text(
+            "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+            "scrape_configs:\n"
+            "  - job_name: q2c-worker\n"
+            f"    static_configs:\n      - targets: ['{self.s.host}:{self.s.metrics_port}']\n"
+        )
+
+    def start(self) -> None:
+        if pid_of(self.pidfile):
+            return
+        binary = shutil.which("prometheus")
+        if not binary:
+            raise StackError("Prometheus is not installed; `make run` installs Debian's prometheus package")
+        require_free_port("Prometheus", self.s.host, self.s.prometheus_port)
+        self.configure()
+        spawn(
+            [
+                binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
+                f"--web.listen-address={self.s.host}:{self.s.prometheus_port}",
+                "--storage.tsdb.retention.time=7d",
+            ],
+            self.pidfile, self.log,
+        )
+        wait_until("Prometheus", self.healthy, 60, self.log)
+
+    def stop(self) -> bool:
+        return stop(self.pidfile)
+
+    def healthy(self) -> bool:
+        return bool(pid_of(self.pidfile)) and httpx.get(f"{self.s.prometheus_url}/-/ready", timeout=3).status_code == 200
+
+    def target_up(self) -> bool:
+        """True once Prometheus has scraped the worker successfully."""
+        data = httpx.get(f"{self.s.prometheus_url}/api/v1/query", params={"query": 'up{job="q2c-worker"}'}, timeout=3).json()
+        return any(r["value"][1] == "1" for r in data["data"]["result"])
