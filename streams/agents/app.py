@@ -1,0 +1,44 @@
+"""The Faust app: one agent reads every Debezium topic in batches and hands each batch to the
+``Pipeline`` (decode → mirror → rules → canonical topics → sinks → ledger).
+
+State lives in two changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN)
+and ``q2c-ledger`` (what was written per engagement, invoice and account).
+"""
+from __future__ import annotations
+
+import faust
+
+from streams.agents.pipeline import Pipeline
+from streams.agents.topics import source_topics
+from streams.config import load
+
+settings = load()
+
+app = faust.App(
+    "q2c-sync",
+    broker=f"kafka://{settings.bootstrap}",
+    store="memory://",
+    topic_partitions=settings.topic_partitions,
+    topic_replication_factor=1,
+    processing_guarantee="at_least_once",
+    web_bind=settings.host,
+    web_host=settings.host,
+    web_port=settings.worker_web_port,
+    datadir=str(settings.home_dir / "faust"),
+    broker_max_poll_records=settings.batch_size,
+    consumer_auto_offset_reset="earliest",
+    stream_wait_empty=False,
+)
+
+changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
+                          key_serializer="raw", value_serializer="raw")
+mirror_table = app.Table("q2c-mirror", default=None, partitions=settings.topic_partitions, use_partitioner=True)
+ledger_table = app.Table("q2c-ledger", default=None, partitions=settings.topic_partitions, use_partitioner=True)
+
+pipeline = Pipeline(settings, mirror_table, ledger_table)
+
+
+@app.agent(changes_topic)
+async def capture(stream):
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        await pipeline.handle(events)

@@ -1,0 +1,36 @@
+"""Topic names, and their creation before the worker subscribes."""
+from __future__ import annotations
+
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient, NewTopic
+
+from streams.canonical.avro import DERIVED, topic_of
+from streams.capture.mapping import all_mappings
+from streams.config import Settings
+
+DEAD_LETTER = "q2c.dead-letter"
+
+
+def source_topics() -> list[str]:
+    """Debezium topics: ``<topic.prefix>.<schema>.<table>``, the prefix being the database."""
+    return sorted(f"{table_id.split('.')[0]}.{table_id}" for table_id in all_mappings())
+
+
+def canonical_topics() -> list[str]:
+    return [topic_of(t) for t in DERIVED]
+
+
+def ensure_topics(settings: Settings) -> None:
+    admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
+    existing = set(admin.list_topics(timeout=10).topics)
+    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER]
+    new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1,
+                    config={"retention.ms": "-1"}) for t in wanted if t not in existing]
+    if not new:
+        return
+    for topic, future in admin.create_topics(new).items():
+        try:
+            future.result()
+        except KafkaException as exc:
+            if "TOPIC_ALREADY_EXISTS" not in str(exc):
+                raise

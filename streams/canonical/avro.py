@@ -1,0 +1,136 @@
+"""Avro for canonical events: the schemas in ``schemas/`` are the registry.
+
+Wire formats: Avro single-object encoding (``C3 01`` + CRC-64-AVRO fingerprint + body) when no
+schema registry is configured; Confluent's wire format (``00`` + schema id + body) is decoded too.
+"""
+from __future__ import annotations
+
+import io
+import json
+import struct
+import types
+import typing
+from datetime import date, datetime
+from decimal import Decimal
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, get_args, get_origin
+
+import fastavro
+from fastavro.schema import fingerprint, to_parsing_canonical_form
+
+from streams.canonical import models as m
+from streams.config import PROJECT_ROOT
+
+SCHEMA_DIR = PROJECT_ROOT / "schemas"
+NAMESPACE = "io.q2c.canonical"
+SINGLE_OBJECT_MAGIC = b"\xc3\x01"
+
+# canonical event type → (model, topic)
+EVENT_TYPES: dict[str, type[m.Canonical]] = {
+    "client": m.Client, "quote": m.Quote, "quote_line": m.QuoteLine, "resource": m.Resource,
+    "project": m.Project, "billing_milestone": m.BillingMilestone, "assignment": m.Assignment,
+    "time_entry": m.TimeEntry, "expense_item": m.ExpenseItem, "customer": m.Customer,
+    "fiscal_period": m.FiscalPeriod, "tax_rate": m.TaxRate, "invoice": m.Invoice,
+    "invoice_line": m.InvoiceLine, "payment": m.Payment,
+    "contract": m.Contract, "schedule_item": m.ScheduleItem, "billing_event": m.BillingEvent,
+    "project_cost": m.ProjectCost, "receivable": m.Receivable,
+}
+DERIVED = ("contract", "schedule_item", "billing_event", "project_cost", "receivable")
+MONEY_SCALE = {"rate_pct": 3, "tax_rate_pct": 3}
+
+
+def topic_of(event_type: str) -> str:
+    return f"q2c.canonical.{event_type}"
+
+
+def _avro_type(name: str, annotation: Any) -> Any:
+    origin = get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        inner = [a for a in get_args(annotation) if a is not type(None)]
+        return ["null", _avro_type(name, inner[0])]
+    if origin is typing.Literal:
+        return "string"
+    if annotation is str:
+        return "string"
+    if annotation is bool:
+        return "boolean"
+    if annotation is int:
+        return "long"
+    if annotation is Decimal:
+        return {"type": "bytes", "logicalType": "decimal", "precision": 18, "scale": MONEY_SCALE.get(name, 2)}
+    if annotation is date:
+        return {"type": "int", "logicalType": "date"}
+    if annotation is datetime:
+        return {"type": "long", "logicalType": "timestamp-micros"}
+    if isinstance(annotation, str):  # postponed annotations resolve through the model
+        raise TypeError(f"unresolved annotation {annotation!r} for {name}")
+    raise TypeError(f"no Avro type for {name}: {annotation!r}")
+
+
+def schema_for(event_type: str) -> dict:
+    """The Avro schema a canonical model implies (what ``schemas/<type>.avsc`` must equal)."""
+    model = EVENT_TYPES[event_type]
+    hints = typing.get_type_hints(model, include_extras=False)
+    fields = []
+    for name, info in model.model_fields.items():
+        avro = _avro_type(name, hints[name])
+        field = {"name": name, "type": avro}
+        if isinstance(avro, list):
+            field["default"] = None
+        fields.append(field)
+    doc = (model.__doc__ or "").strip().splitlines()[0] if model.__doc__ else event_type
+    return {"type": "record", "name": model.__name__, "namespace": NAMESPACE, "doc": doc, "fields": fields}
+
+
+@lru_cache(maxsize=None)
+def load_schema(event_type: str) -> dict:
+    return json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text())
+
+
+@lru_cache(maxsize=None)
+def parsed(event_type: str):
+    return fastavro.parse_schema(load_schema(event_type))
+
+
+@lru_cache(maxsize=None)
+def _fingerprint(event_type: str) -> bytes:
+    canonical = to_parsing_canonical_form(parsed(event_type))
+    return struct.pack("<Q", int(fingerprint(canonical, "CRC-64-AVRO"), 16))
+
+
+@lru_cache(maxsize=None)
+def _by_fingerprint() -> dict[bytes, str]:
+    return {_fingerprint(t): t for t in EVENT_TYPES if (SCHEMA_DIR / f"{t}.avsc").exists()}
+
+
+def encode(event_type: str, model: m.Canonical) -> bytes:
+    buf = io.BytesIO()
+    buf.write(SINGLE_OBJECT_MAGIC)
+    buf.write(_fingerprint(event_type))
+    fastavro.schemaless_writer(buf, parsed(event_type), model.model_dump())
+    return buf.getvalue()
+
+
+class UnknownSchema(ValueError):
+    pass
+
+
+def decode(payload: bytes, registry_lookup=None) -> tuple[str | None, dict]:
+    """(event type, record) from single-object or Confluent-framed Avro."""
+    if payload[:2] == SINGLE_OBJECT_MAGIC:
+        event_type = _by_fingerprint().get(payload[2:10])
+        if event_type is None:
+            raise UnknownSchema(f"no schema in schemas/ has fingerprint {payload[2:10].hex()}")
+        return event_type, fastavro.schemaless_reader(io.BytesIO(payload[10:]), parsed(event_type), parsed(event_type))
+    if payload[:1] == b"\x00" and registry_lookup is not None:
+        schema_id = struct.unpack(">I", payload[1:5])[0]
+        event_type, schema = registry_lookup(schema_id)
+        return event_type, fastavro.schemaless_reader(io.BytesIO(payload[5:]), fastavro.parse_schema(schema))
+    raise UnknownSchema("neither Avro single-object encoding nor Confluent wire format")
+
+
+def write_schemas(directory: Path = SCHEMA_DIR) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    for event_type in EVENT_TYPES:
+        (directory / f"{event_type}.avsc").write_text(json.dumps(schema_for(event_type), indent=2) + "\n")

@@ -1,0 +1,12 @@
+"""CRM rows → canonical clients, quotes and quote lines."""
+from streams.canonical.models import Client, Quote, QuoteLine
+from streams.capture.mapping import TableMapping
+
+TABLES = {
+    m.table_id: m
+    for m in (
+        TableMapping("crm.account", Client, ("id",)),
+        TableMapping("crm.quote", Quote, ("id",)),
+        TableMapping("crm.quote_line", QuoteLine, ("id",)),
+    )
+}

@@ -1,0 +1,129 @@
+"""Decoding of Debezium change events (Kafka Connect JSON with schemas) into ``RowChange``s.
+
+Handles create, snapshot read, update, delete and tombstone; converts Debezium's temporal
+encodings by their schema names; marks unchanged TOAST values so the mirror keeps the old value.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+
+EPOCH = date(1970, 1, 1)
+EPOCH_DT = datetime(1970, 1, 1)
+UNAVAILABLE = "__debezium_unavailable_value"
+
+
+class UndecodableEvent(ValueError):
+    """The message is not a Debezium change event we can read; the text says why."""
+
+
+@dataclass(frozen=True)
+class Provenance:
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(frozen=True)
+class RowChange:
+    source: str                    # the source database: crm, psa or finance
+    schema: str
+    table: str
+    op: str                        # c create, r snapshot read, u update, d delete, t tombstone
+    key: dict[str, Any]
+    row: dict[str, Any] | None     # the after image in Python types; None for d and t
+    position: int                  # the change's LSN: orders changes of one row in commit order
+    committed_at: datetime | None  # UTC
+    provenance: Provenance | None = field(default=None, compare=False)
+
+    @property
+    def table_id(self) -> str:
+        return f"{self.schema}.{self.table}"
+
+    @property
+    def deleted(self) -> bool:
+        return self.op in ("d", "t")
+
+
+def _convert(value: Any, field_schema: dict) -> Any:
+    if value is None or value == UNAVAILABLE:
+        return value
+    name = field_schema.get("name")
+    if name == "io.debezium.time.Date":
+        return EPOCH + timedelta(days=value)
+    if name == "io.debezium.time.MicroTimestamp":
+        return EPOCH_DT + timedelta(microseconds=value)
+    if name == "io.debezium.time.Timestamp":
+        return EPOCH_DT + timedelta(milliseconds=value)
+    if name == "io.debezium.time.NanoTimestamp":
+        return EPOCH_DT + timedelta(microseconds=value // 1000)
+    if name == "io.debezium.time.ZonedTimestamp":
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    if name in ("io.debezium.time.MicroTime",):
+        return (datetime.min + timedelta(microseconds=value)).time()
+    if name == "io.debezium.time.Time":
+        return (datetime.min + timedelta(milliseconds=value)).time()
+    return value
+
+
+def _decode_row(row: dict | None, struct_schema: dict | None) -> dict | None:
+    if row is None:
+        return None
+    if not isinstance(row, dict):
+        raise UndecodableEvent(f"row image is {type(row).__name__}, not an object")
+    fields = {f["field"]: f for f in (struct_schema or {}).get("fields", [])}
+    return {k: _convert(v, fields.get(k, {})) for k, v in row.items()}
+
+
+def _parse_json(raw: bytes | str | None, what: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UndecodableEvent(f"{what} is not JSON: {exc}") from exc
+
+
+def decode(topic: str, key: bytes | None, value: bytes | None, provenance: Provenance | None = None) -> RowChange | None:
+    """One Kafka record of a Debezium table topic → a ``RowChange`` (None for heartbeats)."""
+    parts = topic.split(".")
+    if topic.startswith("__debezium-heartbeat") or len(parts) != 3:
+        return None
+    source, schema, table = parts
+    key_doc = _parse_json(key, "the key")
+    if key_doc is not None and not isinstance(key_doc, dict):
+        raise UndecodableEvent("the key is not a JSON object")
+    if isinstance(key_doc, dict) and "payload" in key_doc and "schema" in key_doc:
+        key_doc = key_doc["payload"]
+    doc = _parse_json(value, "the value")
+    if doc is None:
+        if not key_doc:
+            raise UndecodableEvent("a tombstone without a key")
+        return RowChange(source, schema, table, "t", key_doc, None, 0, None, provenance)
+    if not isinstance(doc, dict):
+        raise UndecodableEvent("the value is not a JSON object")
+    envelope_schema = doc.get("schema") if "payload" in doc else None
+    payload = doc.get("payload", doc)
+    if not isinstance(payload, dict):
+        raise UndecodableEvent("the payload is not a JSON object")
+    op = payload.get("op")
+    if op not in ("c", "r", "u", "d"):
+        raise UndecodableEvent(f"unknown operation {op!r}")
+    src = payload.get("source")
+    if not isinstance(src, dict) or not isinstance(src.get("lsn"), int):
+        raise UndecodableEvent("the envelope has no source block with an LSN")
+    field_schemas = {f["field"]: f for f in (envelope_schema or {}).get("fields", [])}
+    after = _decode_row(payload.get("after"), field_schemas.get("after"))
+    if op != "d" and after is None:
+        raise UndecodableEvent(f"operation {op!r} without an after image")
+    ts_us = src.get("ts_us") or (src.get("ts_ms") or 0) * 1000
+    committed_at = EPOCH_DT.replace(tzinfo=timezone.utc) + timedelta(microseconds=ts_us) if ts_us else None
+    if not key_doc:
+        raise UndecodableEvent("the change event has no key")
+    return RowChange(
+        source=source, schema=src.get("schema", schema), table=src.get("table", table), op=op,
+        key=key_doc, row=after if op != "d" else None,
+        position=int(src["lsn"]), committed_at=committed_at, provenance=provenance,
+    )

@@ -1,0 +1,259 @@
+"""The source mirror: the latest state of every captured source row, as canonical models.
+
+Faust has no stream joins, so the sync joins through state: each change is applied here (an older
+change never overwrites a newer one: rows are guarded by their LSN), and the engagement rules read
+what they need through the indexes below. The mirror itself does no I/O: the Faust agent persists
+each applied entry in a changelog-backed table and rebuilds the mirror from it on start.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable
+
+from streams.canonical.models import (
+    Canonical, Client, Invoice, InvoiceLine, Project, Quote,
+)
+from streams.capture.envelope import UNAVAILABLE, RowChange
+from streams.capture.mapping import TableMapping, all_mappings
+
+
+def contract_of_event_ref(src_ref: str | None) -> str | None:
+    """The contract number inside a billing event id (``MS:<contract>:<code>``, ``TE:<contract>:..``)."""
+    if not src_ref:
+        return None
+    parts = src_ref.strip().split(":")
+    return parts[1] if len(parts) >= 3 and parts[0] in ("MS", "FF", "RT", "TE", "EX") else None
+
+
+def _norm(text: str | None) -> str | None:
+    return text.strip().upper() if text and text.strip() else None
+
+
+INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
+    "crm.quote": [("by_number", lambda q: q.quote_number), ("by_account", lambda q: q.account_id),
+                  ("by_amends", lambda q: q.amends_quote_id), ("by_number_norm", lambda q: _norm(q.quote_number))],
+    "crm.quote_line": [("by_quote", lambda l: l.quote_id)],
+    "crm.account": [("by_number", lambda a: a.account_number),
+                    ("by_number_norm", lambda a: _norm(a.account_number))],
+    "psa.project": [("by_quote_number", lambda p: p.crm_quote_number)],
+    "psa.milestone": [("by_project", lambda m: m.project_id)],
+    "psa.assignment": [("by_project", lambda a: a.project_id), ("by_resource", lambda a: a.resource_id)],
+    "psa.timesheet_entry": [("by_project", lambda t: t.project_id), ("by_resource", lambda t: t.resource_id)],
+    "psa.expense_line": [("by_project", lambda e: e.project_id)],
+    "finance.ar_customer": [("by_account_norm", lambda c: _norm(c.crm_account_no))],
+    "finance.ar_invoice_hdr": [("by_customer", lambda i: i.cust_no), ("by_contract_ref", lambda i: _norm(i.contract_ref))],
+    "finance.ar_invoice_line": [("by_invoice", lambda l: l.inv_no), ("by_src_ref", lambda l: l.src_ref),
+                                ("by_src_contract", lambda l: contract_of_event_ref(l.src_ref))],
+    "finance.ar_receipt": [("by_invoice", lambda r: r.inv_no)],
+    "finance.gl_tax_rate": [("by_code_country", lambda t: (t.tax_cd, t.country_cd))],
+}
+
+
+@dataclass(frozen=True)
+class Applied:
+    """A change that altered the mirror: what the row was and what it is now."""
+    ref: str
+    table_id: str
+    before: Canonical | None
+    after: Canonical | None
+    position: int
+
+    def persisted(self) -> dict:
+        """What the durable table keeps for this row (JSON-safe)."""
+        return {
+            "t": self.table_id, "pos": self.position,
+            "row": self.after.model_dump(mode="json") if self.after is not None else None,
+        }
+
+
+class SourceMirror:
+    def __init__(self, mappings: dict[str, TableMapping] | None = None):
+        self.mappings = mappings or all_mappings()
+        self.rows: dict[str, Canonical] = {}
+        self.table_of: dict[str, str] = {}
+        self.positions: dict[str, int] = {}
+        self.by_table: dict[str, dict[str, Canonical]] = defaultdict(dict)
+        self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
+
+    # --- writing -----------------------------------------------------------------------------
+
+    def apply(self, change: RowChange) -> Applied | None:
+        """Apply one change; None when it is stale (older than what the mirror holds) or unmapped."""
+        mapping = self.mappings.get(change.table_id)
+        if mapping is None:
+            return None
+        ref = mapping.ref(change.key)
+        known = self.positions.get(ref)
+        if change.op == "t":  # a tombstone follows its delete: keep the delete's position
+            position = known or 0
+        elif known is not None and change.position < known:
+            return None
+        else:
+            position = change.position
+        before = self.rows.get(ref)
+        if change.deleted:
+            after = None
+        else:
+            row = dict(change.row or {})
+            if any(v == UNAVAILABLE for v in row.values()):  # unchanged TOAST: keep the old value
+                previous = before.model_dump() if before is not None else {}
+                row = {k: (previous.get(k) if v == UNAVAILABLE else v) for k, v in row.items()}
+            after = mapping.to_model(row)
+        self._store(ref, mapping.table_id, after, position)
+        # Even an unchanged row counts as applied: a change delivered again after a crash must
+        # re-derive (and re-write) what depends on it.
+        return Applied(ref, mapping.table_id, before, after, position)
+
+    def load(self, ref: str, persisted: dict) -> None:
+        """Restore one row from the durable table (on start, after Faust's table recovery)."""
+        mapping = self.mappings[persisted["t"]]
+        row = persisted.get("row")
+        self._store(ref, mapping.table_id, mapping.model.model_validate(row) if row is not None else None, persisted["pos"])
+
+    def _store(self, ref: str, table_id: str, model: Canonical | None, position: int) -> None:
+        old = self.rows.get(ref)
+        if old is not None:
+            for name, fn in INDEXES.get(table_id, []):
+                self._indexes[(table_id, name)][fn(old)].discard(ref)
+        self.positions[ref] = position
+        self.table_of[ref] = table_id
+        if model is None:
+            self.rows.pop(ref, None)
+            self.by_table[table_id].pop(ref, None)
+            return
+        self.rows[ref] = model
+        self.by_table[table_id][ref] = model
+        for name, fn in INDEXES.get(table_id, []):
+            self._indexes[(table_id, name)][fn(model)].add(ref)
+
+    # --- reading -----------------------------------------------------------------------------
+
+    def get(self, table_id: str, *key: Any) -> Any:
+        return self.rows.get(f"{table_id}:" + "/".join(map(str, key)))
+
+    def find(self, table_id: str, index: str, value: Any) -> list[Any]:
+        refs = self._indexes[(table_id, index)].get(value, ())
+        return [self.rows[r] for r in sorted(refs) if r in self.rows]
+
+    def all(self, table_id: str) -> Iterable[Any]:
+        return self.by_table[table_id].values()
+
+    # --- engagement identity -------------------------------------------------------------------
+
+    def root_quote(self, quote: Quote) -> Quote | None:
+        """Follow ``amends_quote_id`` to the original quote; None while a link has not arrived."""
+        seen = set()
+        while quote.amends_quote_id is not None:
+            if quote.id in seen:
+                return None  # a cycle in source data: never resolvable
+            seen.add(quote.id)
+            parent = self.get("crm.quote", quote.amends_quote_id)
+            if parent is None:
+                return None
+            quote = parent
+        return quote
+
+    def contract_of_quote(self, quote: Quote | None) -> str | None:
+        root = self.root_quote(quote) if quote is not None else None
+        return root.quote_number if root is not None else None
+
+    def contract_of_quote_number(self, number: str | None) -> str | None:
+        quotes = self.find("crm.quote", "by_number_norm", _norm(number)) if number else []
+        return self.contract_of_quote(quotes[0]) if quotes else None
+
+    def contract_of_project(self, project: Project | None) -> str | None:
+        return self.contract_of_quote_number(project.crm_quote_number) if project is not None else None
+
+    def engagement_quotes(self, contract_number: str) -> list[Quote]:
+        """The original quote and every change order below it."""
+        roots = [q for q in self.find("crm.quote", "by_number", contract_number) if q.amends_quote_id is None]
+        if not roots:
+            return []
+        found, todo = [], [roots[0]]
+        while todo:
+            quote = todo.pop()
+            found.append(quote)
+            todo.extend(self.find("crm.quote", "by_amends", quote.id))
+        return sorted(found, key=lambda q: (q.revision, q.id))
+
+    def engagement_project(self, contract_number: str) -> Project | None:
+        candidates = []
+        for quote in self.engagement_quotes(contract_number):
+            candidates.extend(self.find("psa.project", "by_quote_number", quote.quote_number))
+        # the firm's own project wins over one the sync provisioned, then the oldest
+        return sorted(candidates, key=lambda p: (p.created_by == "integration", p.id))[0] if candidates else None
+
+    def contract_of_invoice(self, invoice: Invoice | None) -> str | None:
+        """RULES.md: contract_ref first, then any line's src_ref naming an event of an engagement."""
+        if invoice is None:
+            return None
+        contract = self.contract_of_quote_number(invoice.contract_ref)
+        if contract:
+            return contract
+        for line in self.find("finance.ar_invoice_line", "by_invoice", invoice.inv_no):
+            candidate = contract_of_event_ref(line.src_ref)
+            if candidate and self.engagement_quotes(candidate):
+                return candidate
+        return None
+
+    def client_of_invoice(self, invoice: Invoice) -> Client | None:
+        customer = self.get("finance.ar_customer", invoice.cust_no)
+        if customer is None or not customer.crm_account_no:
+            return None
+        accounts = self.find("crm.account", "by_number_norm", _norm(customer.crm_account_no))
+        return accounts[0] if accounts else None
+
+    def contracts(self) -> set[str]:
+        return {q.quote_number for q in self.all("crm.quote") if q.amends_quote_id is None}
+
+    # --- what a change touches -----------------------------------------------------------------
+
+    def touched(self, applied: Applied) -> tuple[set[str], set[str], set[int]]:
+        """(engagements, invoices, accounts) whose derived rows may change because of ``applied``."""
+        engagements: set[str] = set()
+        invoices: set[str] = set()
+        accounts: set[int] = set()
+        t = applied.table_id
+        for model in (applied.before, applied.after):
+            if model is None:
+                continue
+            if t == "crm.quote":
+                engagements.add(self.contract_of_quote(model) or "")
+                accounts.add(model.account_id)
+            elif t == "crm.quote_line":
+                engagements.add(self.contract_of_quote(self.get("crm.quote", model.quote_id)) or "")
+            elif t == "crm.account":
+                accounts.add(model.id)
+                for quote in self.find("crm.quote", "by_account", model.id):
+                    engagements.add(self.contract_of_quote(quote) or "")
+                for customer in self.find("finance.ar_customer", "by_account_norm", _norm(model.account_number)):
+                    invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_customer", customer.cust_no))
+            elif t == "psa.project":
+                engagements.add(self.contract_of_project(model) or "")
+            elif t in ("psa.milestone", "psa.assignment", "psa.timesheet_entry", "psa.expense_line"):
+                engagements.add(self.contract_of_project(self.get("psa.project", model.project_id)) or "")
+            elif t == "psa.resource":
+                for table in ("psa.assignment", "psa.timesheet_entry"):
+                    for row in self.find(table, "by_resource", model.id):
+                        engagements.add(self.contract_of_project(self.get("psa.project", row.project_id)) or "")
+            elif t in ("finance.gl_period", "finance.gl_tax_rate"):
+                engagements.update(self.contracts())
+            elif t == "finance.ar_customer":
+                invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_customer", model.cust_no))
+            elif t in ("finance.ar_invoice_hdr", "finance.ar_invoice_line", "finance.ar_receipt"):
+                invoices.add(model.inv_no)
+        for inv_no in list(invoices):
+            invoice = self.get("finance.ar_invoice_hdr", inv_no)
+            engagements.add(self.contract_of_invoice(invoice) or "")
+            for line in self.find("finance.ar_invoice_line", "by_invoice", inv_no):
+                engagements.add(contract_of_event_ref(line.src_ref) or "")
+            if invoice is not None:
+                client = self.client_of_invoice(invoice)
+                if client is not None:
+                    accounts.add(client.id)
+        for contract in list(engagements):
+            quotes = self.engagement_quotes(contract) if contract else []
+            accounts.update(q.account_id for q in quotes)
+        engagements.discard("")
+        return engagements, invoices, accounts

@@ -1,0 +1,157 @@
+"""One batch of source changes in, the rows the sinks must write out.
+
+``Processor`` is the sync's core and does no I/O: it applies changes to the mirror, derives the
+outputs of every engagement, invoice and account the batch touched (pure rules), and diffs them
+against the ledger of what was written before, so only real changes reach the sinks. The ledger is
+updated by ``commit`` only after the sinks succeeded: a crash in between re-derives and re-writes
+the same rows (at-least-once, idempotent sinks).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import date, datetime, timezone
+from typing import Callable, MutableMapping
+
+from streams.canonical.models import BillingEvent, Canonical, Contract, ProjectCost, Receivable, ScheduleItem
+from streams.capture.envelope import RowChange
+from streams.capture.mapping import InvalidRow
+from streams.rules.engagement import EngagementOutputs, ProjectProvision, derive
+from streams.rules.receivable import AccountFinancials, account_financials, receivable
+from streams.sinks.erp import ErpBatch
+from streams.state.mirror import Applied, SourceMirror
+from streams.state.views import account_invoices, engagement_view, invoice_inputs
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A change that cannot be processed, with a reason a person understands."""
+    change: RowChange | None
+    reason: str
+    error: str
+
+
+@dataclass
+class BatchResult:
+    erp: ErpBatch = field(default_factory=ErpBatch)
+    provisions: list[ProjectProvision] = field(default_factory=list)
+    financials: list[AccountFinancials] = field(default_factory=list)
+    canonical: list[tuple[str, str, Canonical]] = field(default_factory=list)  # (event type, key, model)
+    mirror_writes: dict[str, dict] = field(default_factory=dict)
+    ledger_writes: dict[str, dict] = field(default_factory=dict)
+    rejected: list[Rejected] = field(default_factory=list)
+    applied: int = 0
+
+
+def _dump(outputs: EngagementOutputs) -> dict:
+    return {
+        "contract": outputs.contract.model_dump(mode="json") if outputs.contract else None,
+        "schedule": {k: v.model_dump(mode="json") for k, v in outputs.schedule.items()},
+        "events": {k: v.model_dump(mode="json") for k, v in outputs.events.items()},
+        "costs": {k: v.model_dump(mode="json") for k, v in outputs.costs.items()},
+    }
+
+
+def _load(doc: dict | None) -> EngagementOutputs | None:
+    if not doc:
+        return None
+    return EngagementOutputs(
+        contract=Contract.model_validate(doc["contract"]) if doc.get("contract") else None,
+        schedule={k: ScheduleItem.model_validate(v) for k, v in doc.get("schedule", {}).items()},
+        events={k: BillingEvent.model_validate(v) for k, v in doc.get("events", {}).items()},
+        costs={k: ProjectCost.model_validate(v) for k, v in doc.get("costs", {}).items()},
+    )
+
+
+def _changed(new: dict[str, Canonical], old: dict[str, Canonical]) -> list[Canonical]:
+    return [v for k, v in new.items() if old.get(k) != v]
+
+
+class Processor:
+    def __init__(self, mirror: SourceMirror, ledger: MutableMapping[str, dict],
+                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+        self.mirror = mirror
+        self.ledger = ledger
+        self.today = today
+
+    def process(self, changes: list[RowChange]) -> BatchResult:
+        result = BatchResult()
+        engagements: set[str] = set()
+        invoices: set[str] = set()
+        accounts: set[int] = set()
+        for change in changes:
+            try:
+                applied = self.mirror.apply(change)
+            except InvalidRow as exc:
+                result.rejected.append(Rejected(change, "invalid_row", str(exc)))
+                continue
+            if applied is None:
+                continue
+            result.applied += 1
+            result.mirror_writes[applied.ref] = applied.persisted()
+            e, i, a = self.mirror.touched(applied)
+            engagements |= e
+            invoices |= i
+            accounts |= a
+        for contract in sorted(engagements):
+            self._engagement(contract, result)
+        for inv_no in sorted(invoices):
+            self._invoice(inv_no, result)
+        for account_id in sorted(accounts):
+            self._account(account_id, result)
+        return result
+
+    def commit(self, result: BatchResult) -> None:
+        """Record what the sinks wrote (call only after they succeeded)."""
+        for key, doc in result.ledger_writes.items():
+            self.ledger[key] = doc
+
+    def _engagement(self, contract: str, result: BatchResult) -> None:
+        key = f"eng:{contract}"
+        previous = _load(self.ledger.get(key))
+        outputs = derive(engagement_view(self.mirror, contract), previous)
+        old = previous or EngagementOutputs()
+        if outputs.contract is None and previous is None:
+            return
+        if outputs.contract != old.contract and outputs.contract is not None:
+            result.erp.contracts.append(outputs.contract)
+            result.canonical.append(("contract", contract, outputs.contract))
+        for item in _changed(outputs.schedule, old.schedule):
+            result.erp.schedule.append(item)
+            result.canonical.append(("schedule_item", contract, item))
+        for event in _changed(outputs.events, old.events):
+            result.erp.events.append(event)
+            result.canonical.append(("billing_event", contract, event))
+        for cost in _changed(outputs.costs, old.costs):
+            result.erp.costs.append(cost)
+            result.canonical.append(("project_cost", contract, cost))
+        if outputs.provision is not None:
+            result.provisions.append(outputs.provision)
+        doc = _dump(outputs)
+        if doc != (self.ledger.get(key) or None):
+            result.ledger_writes[key] = doc
+
+    def _invoice(self, inv_no: str, result: BatchResult) -> None:
+        key = f"inv:{inv_no}"
+        invoice, payments, contract, account_number = invoice_inputs(self.mirror, inv_no)
+        if invoice is None:
+            return  # a deleted invoice header: the ERP keeps the receivable it had (finance never deletes issued invoices)
+        row = receivable(invoice, payments, contract, account_number)
+        doc = row.model_dump(mode="json")
+        if self.ledger.get(key) != doc:
+            result.erp.receivables.append(row)
+            result.canonical.append(("receivable", contract or inv_no, row))
+            result.ledger_writes[key] = doc
+
+    def _account(self, account_id: int, result: BatchResult) -> None:
+        if self.mirror.get("crm.account", account_id) is None:
+            return
+        key = f"acct:{account_id}"
+        invoices = account_invoices(self.mirror, account_id)
+        if not invoices and key not in self.ledger:
+            return
+        financials = account_financials(account_id, invoices, self.today())
+        doc = json.loads(json.dumps(financials.__dict__, default=str))
+        if self.ledger.get(key) != doc:
+            result.financials.append(financials)
+            result.ledger_writes[key] = doc

@@ -1,0 +1,62 @@
+"""Read the mirror into the inputs of the pure rules."""
+from __future__ import annotations
+
+from streams.canonical.models import Invoice, Payment
+from streams.rules.engagement import EngagementView
+from streams.state.mirror import SourceMirror, _norm
+
+
+def engagement_view(mirror: SourceMirror, contract_number: str) -> EngagementView:
+    quotes = mirror.engagement_quotes(contract_number)
+    lines = {q.id: mirror.find("crm.quote_line", "by_quote", q.id) for q in quotes}
+    current = next((q for q in reversed(quotes) if q.status in ("approved", "superseded", "cancelled")), quotes[-1] if quotes else None)
+    client = mirror.get("crm.account", current.account_id) if current else None
+    project = mirror.engagement_project(contract_number)
+    pid = project.id if project else None
+    time_entries = mirror.find("psa.timesheet_entry", "by_project", pid) if pid is not None else []
+    assignments = mirror.find("psa.assignment", "by_project", pid) if pid is not None else []
+    resource_ids = {t.resource_id for t in time_entries} | {a.resource_id for a in assignments}
+    invoice_lines = []
+    seen = set()
+    for line in mirror.find("finance.ar_invoice_line", "by_src_contract", contract_number):
+        invoice = mirror.get("finance.ar_invoice_hdr", line.inv_no)
+        if invoice is not None and (line.inv_no, line.line_no) not in seen:
+            seen.add((line.inv_no, line.line_no))
+            invoice_lines.append((line, invoice))
+    return EngagementView(
+        contract_number=contract_number,
+        quotes=quotes,
+        lines=lines,
+        client=client,
+        project=project,
+        milestones=mirror.find("psa.milestone", "by_project", pid) if pid is not None else [],
+        assignments=assignments,
+        time_entries=time_entries,
+        expenses=mirror.find("psa.expense_line", "by_project", pid) if pid is not None else [],
+        resources={r: mirror.get("psa.resource", r) for r in resource_ids if mirror.get("psa.resource", r)},
+        periods={p.period_cd: p for p in mirror.all("finance.gl_period")},
+        tax_rates=[t for t in mirror.all("finance.gl_tax_rate") if client and t.country_cd == client.billing_country],
+        invoice_lines=invoice_lines,
+    )
+
+
+def invoice_inputs(mirror: SourceMirror, inv_no: str) -> tuple[Invoice | None, list[Payment], str | None, str | None]:
+    """(invoice, payments, contract number, client account number) of one invoice."""
+    invoice = mirror.get("finance.ar_invoice_hdr", inv_no)
+    if invoice is None:
+        return None, [], None, None
+    client = mirror.client_of_invoice(invoice)
+    customer = mirror.get("finance.ar_customer", invoice.cust_no)
+    account_number = client.account_number if client else (customer.crm_account_no if customer else None)
+    return invoice, mirror.find("finance.ar_receipt", "by_invoice", inv_no), mirror.contract_of_invoice(invoice), account_number
+
+
+def account_invoices(mirror: SourceMirror, account_id: int) -> list[tuple[Invoice, list[Payment]]]:
+    account = mirror.get("crm.account", account_id)
+    if account is None:
+        return []
+    result = []
+    for customer in mirror.find("finance.ar_customer", "by_account_norm", _norm(account.account_number)):
+        for invoice in mirror.find("finance.ar_invoice_hdr", "by_customer", customer.cust_no):
+            result.append((invoice, mirror.find("finance.ar_receipt", "by_invoice", invoice.inv_no)))
+    return result
