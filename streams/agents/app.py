@@ -42,3 +42,12 @@ pipeline = Pipeline(settings, mirror_table, ledger_table)
 async def capture(stream):
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         await pipeline.handle(events)
+
+
+@app.timer(interval=1.0)
+async def watch_recovery() -> None:
+    """Once Faust has restored the tables from their changelogs, rebuild the mirror and report
+    the worker running (before that, its health says ``starting``)."""
+    recovery = app.tables.recovery
+    if recovery.completed.is_set() and not recovery.in_recovery and not pipeline.loaded:
+        pipeline.ready()

@@ -48,6 +48,10 @@ class Pipeline:
         self.loaded = True
         log.info("mirror rebuilt from its table: %d rows in %.2fs", count, time.monotonic() - started)
 
+    def ready(self) -> None:
+        self._load_mirror()
+        metrics.HEALTH.set("running")
+
     # --- the batch -----------------------------------------------------------------------------
 
     async def handle(self, events: list[Any]) -> None:
@@ -57,8 +61,7 @@ class Pipeline:
         goes to the dead-letter topic (with the error), from where it can be replayed."""
         started = time.monotonic()
         if not self.loaded:
-            self._load_mirror()
-            metrics.HEALTH.set("running")
+            self.ready()
         try:
             await self._handle(events)
         except Exception:  # noqa: BLE001 - isolate the event that fails
