@@ -1,0 +1,9 @@
+FROM python:3.11-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY streams ./streams
+COPY schemas ./schemas
+COPY connect ./connect
+RUN pip install --no-cache-dir .
+USER nobody
+ENTRYPOINT []

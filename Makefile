@@ -1,0 +1,59 @@
+# q2c-sync: `make run` starts the sync on its embedded stack; `make test` passes the tests.
+# Both install what they need first: Debian packages (PostgreSQL, Prometheus, Java, Maven,
+# docker-compose for validating the Compose file), the Python packages into .venv, and the
+# Kafka/Connect/Debezium jars from Maven Central (fetched by `q2c up`, cached in ~/.m2).
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV   := .venv
+BIN    := $(VENV)/bin
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
+
+.PHONY: run test stop status install system python chaos bench clean
+
+run: install
+	$(BIN)/q2c up
+	@echo
+	@$(BIN)/q2c status || true
+	@echo
+	@echo "Where to look (also: $(BIN)/q2c env):"
+	@$(BIN)/q2c env | sed 's/^export /  /; s/:[^:@/]*@/:***@/'
+	@echo "Logs: $${Q2C_HOME:-.q2c}/logs   Stop: make stop"
+
+test: install
+	$(BIN)/pytest -ra
+
+stop:
+	$(BIN)/q2c down
+
+status:
+	$(BIN)/q2c status
+
+install: system python
+
+# Debian packages, installed only when a command is missing.
+system:
+	@missing=""; \
+	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
+	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
+	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
+	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
+
+python: $(BIN)/q2c
+
+$(BIN)/q2c: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e ".[test]"
+	@touch $@
+
+bench: install
+	$(BIN)/python -m bench.throughput
+
+clean: stop
+	rm -rf .q2c

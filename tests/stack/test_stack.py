@@ -1,0 +1,85 @@
+"""The embedded stack: every part started for real, healthy, and observable."""
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from streams.config import PROJECT_ROOT, Settings
+from streams.stack.postgres import Postgres
+from streams.stack.process import StackError
+from tests.sources import eventually
+
+
+@pytest.mark.stack
+def test_every_part_is_healthy_and_status_says_so(stack):
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "status", "--json"], capture_output=True, text=True,
+                            env=os.environ.copy())
+    parts = {p["name"]: p for p in json.loads(result.stdout)}
+    assert set(parts) == {"postgres", "kafka", "connect", "worker", "prometheus"}
+    assert all(p["healthy"] for p in parts.values()), parts
+    assert parts["worker"]["detail"] == "running"
+    assert result.returncode == 0
+
+
+@pytest.mark.stack
+def test_the_source_databases_hold_the_client_schemas_with_logical_wal(stack):
+    from tests.sources import Db
+
+    crm = Db(stack.s.dsn("crm"))
+    assert crm.one("show wal_level")["wal_level"] == "logical"
+    tables = {r["t"] for r in crm.rows("select table_schema || '.' || table_name as t from information_schema.tables where table_schema = 'crm'")}
+    assert tables == {"crm.account", "crm.opportunity", "crm.quote", "crm.quote_line", "crm.account_financials"}
+    erp = Db(stack.s.dsn("erp"))
+    assert erp.one("select count(*) as n from information_schema.tables where table_schema = 'erp_inbound'")["n"] == 5
+    assert Db(stack.s.dsn("warehouse")).one("select 1 as ok")["ok"] == 1
+
+
+@pytest.mark.stack
+def test_prometheus_scrapes_the_worker(stack):
+    assert "q2c_batch_seconds" in httpx.get(stack.s.metrics_url).text
+    eventually(stack.prometheus.target_up, timeout=60, what="Prometheus scraping the worker")
+
+
+@pytest.mark.stack
+def test_connectors_run_with_exact_decimals_and_heartbeats(stack):
+    for name in ("q2c-crm", "q2c-psa", "q2c-finance"):
+        config = httpx.get(f"{stack.s.connect_url}/connectors/{name}/config").json()
+        assert config["decimal.handling.mode"] == "string"
+        assert int(config["heartbeat.interval.ms"]) > 0
+        assert config["plugin.name"] == "pgoutput"
+        assert "${env:" in config["database.password"]  # the secret never sits in the committed JSON
+        assert stack.connect.connector_running(name)
+
+
+def test_env_prints_every_address(tmp_path):
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "env"], capture_output=True, text=True,
+                            env={**os.environ, "Q2C_HOME": str(tmp_path), "Q2C_PG_PORT": "61234"})
+    exported = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
+    for key in ("Q2C_CRM_DSN", "Q2C_PSA_DSN", "Q2C_FINANCE_DSN", "Q2C_ERP_DSN", "Q2C_WAREHOUSE_DSN",
+                "Q2C_KAFKA_BOOTSTRAP", "Q2C_CONNECT_URL", "Q2C_METRICS_URL", "Q2C_PROMETHEUS_URL"):
+        assert key in exported
+    assert ":61234/crm" in exported["Q2C_CRM_DSN"]
+
+
+@pytest.mark.stack
+def test_a_port_already_taken_is_a_clear_error_naming_it(stack, tmp_path):
+    clash = Settings(home=tmp_path / "other", pg_port=stack.s.pg_port)
+    postgres = Postgres(clash)
+    postgres.init()
+    with pytest.raises(StackError, match=f"port 127.0.0.1:{stack.s.pg_port} is already taken"):
+        postgres.start()
+
+
+def test_the_compose_file_is_valid():
+    assert shutil.which("docker-compose"), "`make test` installs Debian's docker-compose to validate the Compose file"
+    env = {**os.environ, "Q2C_PG_PASSWORD": "x", "Q2C_CAPTURE_PASSWORD": "y"}
+    result = subprocess.run(["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), "config", "-q"],
+                            capture_output=True, text=True, env=env)
+    assert result.returncode == 0, result.stderr
+    dashboards = list((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
+    assert dashboards and all(json.loads(p.read_text())["panels"] for p in dashboards)
