@@ -43,10 +43,11 @@ def stack():
                 os.environ[k] = v
 
 
-_ids = itertools.count(int(time.time()) % 100000 * 100)
+_ids = itertools.count(int(time.time()) % 1000000)
 
 
 @pytest.fixture
 def ids():
-    """Fresh primary keys and numbers for each test, so tests share the stack without colliding."""
-    return lambda: next(_ids)
+    """Fresh primary keys for each test, so tests share the stack without colliding: each call
+    gives a multiple of 1000, and ``n + k`` (k < 1000) is free for the test's other rows."""
+    return lambda: next(_ids) * 1000

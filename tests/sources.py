@@ -81,3 +81,73 @@ class Firm:
 
     def approve(self, qid: int) -> None:
         self.crm.run("update crm.quote set status = 'approved', approved_at = now(), approved_by = 'approver' where id = %s", qid)
+
+
+class Delivery:
+    """PSA and finance verbs, on top of ``Firm``."""
+
+    def __init__(self, firm: Firm):
+        self.f = firm
+
+    def resource(self, rid: int, role: str = "CONS", cost: str = "80") -> None:
+        self.f.psa.run(
+            "insert into psa.resource (id, employee_no, full_name, email, role_code, home_region, legal_entity,"
+            " cost_rate, cost_currency) values (%s, %s, 'A Person', 'a.person@example.com', %s, 'EMEA', 'UK01', %s, 'GBP')",
+            rid, f"E{rid}", role, cost)
+
+    def project_of(self, number: str) -> dict:
+        return eventually(lambda: self.f.psa.one("select * from psa.project where crm_quote_number = %s", number),
+                          what=f"the PSA project of {number}")
+
+    def assign(self, aid: int, project_id: int, rid: int, role: str = "CONS", start: str = "2026-11-01", end: str = "2027-04-30") -> None:
+        self.f.psa.run("insert into psa.assignment (id, project_id, resource_id, role_code, planned_hours, start_date, end_date)"
+                       " values (%s, %s, %s, %s, 100, %s, %s)", aid, project_id, rid, role, start, end)
+
+    def time(self, tid: int, project_id: int, rid: int, hours: str, day: str = "2026-11-10", status: str = "approved",
+             billable: bool = True) -> None:
+        self.f.psa.run(
+            "insert into psa.timesheet_entry (id, resource_id, project_id, work_date, hours, billable, status, approved_at)"
+            " values (%s, %s, %s, %s, %s, %s, %s, case when %s = 'approved' then now() end)",
+            tid, rid, project_id, day, hours, billable, status, status)
+
+    def expense(self, eid: int, project_id: int, rid: int, amount: str, currency: str = "GBP", status: str = "approved") -> None:
+        self.f.psa.run(
+            "insert into psa.expense_line (id, resource_id, project_id, expense_date, category, amount, currency, status)"
+            " values (%s, %s, %s, '2026-11-12', 'travel', %s, %s, %s)", eid, rid, project_id, amount, currency, status)
+
+    def accept(self, project_id: int, code: str) -> None:
+        self.f.psa.run("update psa.milestone set status = 'accepted', accepted_at = now(), accepted_by = 'client'"
+                       " where project_id = %s and milestone_code = %s", project_id, code)
+
+    def tax(self, code: str = "STD", country: str = "GB", rate: str = "20.000") -> None:
+        self.f.finance.run("insert into finance.gl_tax_rate (tax_cd, country_cd, rate_pct, valid_from) values (%s, %s, %s, '2000-01-01')"
+                           " on conflict do nothing", code, country, rate)
+
+    def period(self, cd: str, status: str) -> None:
+        y, m = int(cd[:4]), int(cd[4:])
+        self.f.finance.run(
+            "insert into finance.gl_period (period_cd, start_dt, end_dt, status_cd, last_upd_ts)"
+            " values (%s, make_date(%s, %s, 1), (make_date(%s, %s, 1) + interval '1 month - 1 day')::date, %s, localtimestamp)"
+            " on conflict (period_cd) do update set status_cd = excluded.status_cd, last_upd_ts = excluded.last_upd_ts",
+            cd, y, m, y, m, status)
+
+    def customer(self, cust_no: str, account_number: str) -> None:
+        # clerks pad and lower-case: the sync must trim and compare case-insensitively
+        self.f.finance.run(
+            "insert into finance.ar_customer (cust_no, cust_name, crm_account_no, country_cd, curr_cd, entity_cd, status_cd, last_upd_ts)"
+            " values (%s, 'Client', %s, 'GB', 'GBP', 'UK01', 'A', localtimestamp)", cust_no, f" {account_number.lower()} ")
+
+    def invoice(self, inv_no: str, cust_no: str, contract_ref: str | None, gross: str, lines: list[tuple[str, str, str]],
+                status: str = "IS", due: str = "2026-10-31") -> None:
+        self.f.finance.run(
+            "insert into finance.ar_invoice_hdr (inv_no, cust_no, contract_ref, inv_dt, due_dt, curr_cd, net_amt, tax_amt, gross_amt,"
+            " status_cd, entity_cd, last_upd_ts) values (%s, %s, %s, '2026-10-01', %s, 'GBP', %s, 0, %s, %s, 'UK01', localtimestamp)",
+            inv_no, cust_no, contract_ref, due, gross, gross, status)
+        for n, (src_type, src_ref, amount) in enumerate(lines, 1):
+            self.f.finance.run(
+                "insert into finance.ar_invoice_line (inv_no, line_no, src_type, src_ref, qty, unit_prc, net_amt, tax_cd)"
+                " values (%s, %s, %s, %s, 1, %s, %s, 'STD')", inv_no, n, src_type, src_ref, amount, amount)
+
+    def receipt(self, rcpt_no: str, inv_no: str, cust_no: str, amount: str, day: str = "2026-12-15") -> None:
+        self.f.finance.run("insert into finance.ar_receipt (rcpt_no, inv_no, cust_no, rcpt_dt, amt, curr_cd, method_cd, last_upd_ts)"
+                           " values (%s, %s, %s, %s, %s, 'GBP', 'WIRE', localtimestamp)", rcpt_no, inv_no, cust_no, day, amount)

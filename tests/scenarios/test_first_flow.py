@@ -7,14 +7,9 @@ from confluent_kafka import Consumer
 
 from streams.canonical import avro
 from streams.rules.ids import trace_id
-from tests.sources import Firm, eventually, settle
+from tests.sources import eventually, settle
 
 pytestmark = pytest.mark.stack
-
-
-@pytest.fixture(scope="module")
-def firm(stack):
-    return Firm(stack.s)
 
 
 def test_an_approved_quote_becomes_a_contract_and_its_schedule(stack, firm, ids):
