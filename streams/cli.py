@@ -83,5 +83,97 @@ def worker() -> None:
     run(load())
 
 
+@main.command()
+@click.argument("topic")
+@click.option("--follow", is_flag=True, help="keep reading new events")
+@click.option("--limit", type=int, default=None, help="stop after this many events")
+def consume(topic: str, follow: bool, limit: int | None) -> None:
+    """Print a topic's events as JSON lines (canonical Avro decoded)."""
+    from streams.operations.consume import lines
+
+    for line in lines(load(), topic, follow=follow, limit=limit):
+        click.echo(line)
+
+
+@main.command()
+@click.option("--yes", is_flag=True, help="confirm: the worker restarts and re-reads every change")
+def replay(yes: bool) -> None:
+    """Re-process every retained change event from the start (sinks end exactly as before)."""
+    from streams.operations.replay import replay_everything
+    from streams.stack.manager import Stack
+
+    if not yes:
+        click.echo("replay re-processes every retained change from the start; run again with --yes", err=True)
+        sys.exit(2)
+    replay_everything(Stack(load()), say=click.echo)
+    click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
+
+
+@main.group()
+def dlq() -> None:
+    """Dead letters: change events that could not be processed."""
+
+
+@dlq.command("list")
+@click.option("--json", "as_json", is_flag=True)
+def dlq_list(as_json: bool) -> None:
+    """Every dead letter, with its reason and origin."""
+    from streams.operations import deadletters
+
+    letters = deadletters.entries(load())
+    if as_json:
+        click.echo(deadletters.as_json(letters))
+        return
+    if not letters:
+        click.echo("no dead letters")
+    for d in letters:
+        replayed = f"  replayed {d.replayed_at}" if d.replayed_at else ""
+        click.echo(f"{d.id:<10} {d.reason:<18} {d.source_topic}:{d.source_partition}:{d.source_offset}  {d.error[:100]}{replayed}")
+
+
+@dlq.command("show")
+@click.argument("letter_id")
+@click.option("--json", "as_json", is_flag=True)
+def dlq_show(letter_id: str, as_json: bool) -> None:
+    """One dead letter, whole."""
+    import dataclasses
+
+    from streams.operations import deadletters
+
+    letter = deadletters.find(load(), letter_id)
+    if letter is None:
+        click.echo(f"no dead letter {letter_id}", err=True)
+        sys.exit(1)
+    if as_json:
+        click.echo(json.dumps(dataclasses.asdict(letter)))
+    else:
+        for key, value in dataclasses.asdict(letter).items():
+            click.echo(f"{key:<17} {value}")
+
+
+@dlq.command("replay")
+@click.argument("letter_id", required=False)
+@click.option("--all", "replay_all", is_flag=True, help="every dead letter not replayed yet")
+@click.option("--json", "as_json", is_flag=True)
+def dlq_replay(letter_id: str | None, replay_all: bool, as_json: bool) -> None:
+    """Re-drive dead letters through the same idempotent path, once their cause is fixed."""
+    from streams.operations import deadletters
+
+    settings = load()
+    letters = deadletters.entries(settings)
+    if replay_all:
+        chosen = [d for d in letters if not d.replayed_at]
+    elif letter_id:
+        chosen = [d for d in letters if d.id == letter_id]
+        if not chosen:
+            click.echo(f"no dead letter {letter_id}", err=True)
+            sys.exit(1)
+    else:
+        click.echo("name a dead letter ID or --all", err=True)
+        sys.exit(2)
+    done = deadletters.replay(settings, chosen)
+    click.echo(json.dumps({"replayed": done}) if as_json else f"replayed {len(done)}: {' '.join(done)}")
+
+
 if __name__ == "__main__":
     main()

@@ -9,13 +9,13 @@ from __future__ import annotations
 import faust
 
 from streams.agents.pipeline import Pipeline
-from streams.agents.topics import source_topics
+from streams.agents.topics import APP_ID, source_topics
 from streams.config import load
 
 settings = load()
 
 app = faust.App(
-    "q2c-sync",
+    APP_ID,
     broker=f"kafka://{settings.bootstrap}",
     store="memory://",
     topic_partitions=settings.topic_partitions,

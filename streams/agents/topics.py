@@ -9,6 +9,9 @@ from streams.capture.mapping import all_mappings
 from streams.config import Settings
 
 DEAD_LETTER = "q2c.dead-letter"
+DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
+APP_ID = "q2c-sync"
+CHANGELOGS = (f"{APP_ID}-q2c-mirror-changelog", f"{APP_ID}-q2c-ledger-changelog")
 
 
 def source_topics() -> list[str]:
@@ -23,7 +26,7 @@ def canonical_topics() -> list[str]:
 def ensure_topics(settings: Settings) -> None:
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER]
+    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS]
     new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1,
                     config={"retention.ms": "-1"}) for t in wanted if t not in existing]
     if not new:

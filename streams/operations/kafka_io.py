@@ -1,0 +1,56 @@
+"""Reading topics from the start and measuring the worker's lag, with confluent-kafka."""
+from __future__ import annotations
+
+import uuid
+from typing import Iterator
+
+from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from streams.config import Settings
+
+WORKER_GROUP = "q2c-sync"
+
+
+def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float = 2.0) -> Iterator[Message]:
+    """Every message of ``topic`` from the start (a throw-away group: nothing is committed)."""
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": f"q2c-reader-{uuid.uuid4()}",
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 3})
+    try:
+        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        if metadata is None or metadata.error is not None:
+            return
+        partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]
+        ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
+        consumer.assign(partitions)
+        done = {p for p, end in ends.items() if end == 0}
+        while follow or len(done) < len(ends):
+            msg = consumer.poll(idle_s)
+            if msg is None:
+                if not follow:
+                    break
+                continue
+            if msg.error():
+                continue
+            yield msg
+            if msg.offset() + 1 >= ends.get(msg.partition(), 0):
+                done.add(msg.partition())
+    finally:
+        consumer.close()
+
+
+def worker_lag(settings: Settings, topics: list[str]) -> int:
+    """Source events the worker has not yet committed (sum over partitions)."""
+    admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": WORKER_GROUP, "enable.auto.commit": False, "log_level": 0})
+    try:
+        metadata = admin.list_topics(timeout=10).topics
+        partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
+        committed = consumer.committed(partitions, timeout=10)
+        lag = 0
+        for tp in committed:
+            _, high = consumer.get_watermark_offsets(tp, timeout=10)
+            lag += high - (tp.offset if tp.offset >= 0 else 0)
+        return lag
+    finally:
+        consumer.close()
