@@ -52,6 +52,10 @@ $(BIN)/q2c: pyproject.toml
 	$(BIN)/pip install -q -e ".[test]"
 	@touch $@
 
+# The fault tests with a larger load and the ERP down for 60 s.
+chaos: install
+	Q2C_FAULT_ENGAGEMENTS=40 Q2C_FAULT_ENTRIES=500 Q2C_FAULT_ERP_DOWN_S=60 $(BIN)/pytest -ra -s tests/faults
+
 bench: install
 	$(BIN)/python -m bench.throughput
 

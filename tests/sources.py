@@ -10,13 +10,30 @@ from psycopg.rows import dict_row
 
 class Db:
     def __init__(self, dsn: str):
-        self.conn = psycopg.connect(dsn, autocommit=True, row_factory=dict_row)
+        self.dsn = dsn
+        self._conn: psycopg.Connection | None = None
+
+    @property
+    def conn(self) -> psycopg.Connection:
+        """The connection, opened again after the database went away (fault tests restart it)."""
+        if self._conn is None or self._conn.closed or self._conn.broken:
+            self._conn = psycopg.connect(self.dsn, autocommit=True, row_factory=dict_row, connect_timeout=5)
+        return self._conn
 
     def run(self, sql: str, *params: Any) -> None:
-        self.conn.execute(sql, params or None)
+        self._execute(sql, params)
 
     def rows(self, sql: str, *params: Any) -> list[dict]:
-        return self.conn.execute(sql, params or None).fetchall()
+        return self._execute(sql, params).fetchall()
+
+    def _execute(self, sql: str, params: tuple):
+        try:
+            return self.conn.execute(sql, params or None)
+        except psycopg.OperationalError:
+            if self._conn is not None and not self._conn.broken and self._conn.info.transaction_status == 0:
+                raise  # a real error on a healthy connection
+            self._conn = None  # the server dropped us (restart, terminate): once more on a new connection
+            return self.conn.execute(sql, params or None)
 
     def one(self, sql: str, *params: Any) -> dict | None:
         rows = self.rows(sql, *params)
