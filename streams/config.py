@@ -21,15 +21,22 @@ class Settings(BaseSettings):
 
     home: Path = Field(default=PROJECT_ROOT / ".q2c", description="where the embedded stack keeps its data")
     host: str = "127.0.0.1"
-    pg_port: int = 55432
-    kafka_port: int = 59092
-    controller_port: int = 59093
-    connect_port: int = 58083
-    metrics_port: int = 58000
-    worker_web_port: int = 56066
-    prometheus_port: int = 59090
+    pg_port: int = 25432
+    kafka_port: int = 29092
+    controller_port: int = 29093
+    connect_port: int = 28083
+    metrics_port: int = 28000
+    worker_web_port: int = 26066
+    prometheus_port: int = 29090
     pg_superuser: str = "q2c"
     pg_password: str | None = None
+    # Per-database DSNs for deployments where the databases live apart (docker-compose, production);
+    # unset, every database is on the embedded stack's PostgreSQL.
+    crm_dsn: str | None = None
+    psa_dsn: str | None = None
+    finance_dsn: str | None = None
+    erp_dsn: str | None = None
+    warehouse_dsn: str | None = None
     kafka_bootstrap: str | None = None
     # Kafka client security, passed through to every client the sync makes (see docs/security.md).
     kafka_security_protocol: str = "PLAINTEXT"
@@ -68,6 +75,9 @@ class Settings(BaseSettings):
         return secret.read_text().strip() if secret.exists() else ""
 
     def dsn(self, database: str) -> str:
+        override = getattr(self, f"{database}_dsn", None)
+        if override:
+            return override
         return (
             f"postgresql://{self.pg_superuser}:{self.password()}@{self.host}:{self.pg_port}/{database}"
         )

@@ -11,10 +11,11 @@ from pathlib import Path
 
 import pytest
 
+# Below Linux's ephemeral range (32768-60999), where an outgoing connection could take them.
 TEST_PORTS = {
-    "Q2C_PG_PORT": "56432", "Q2C_KAFKA_PORT": "60092", "Q2C_CONTROLLER_PORT": "60093",
-    "Q2C_CONNECT_PORT": "59083", "Q2C_METRICS_PORT": "59000", "Q2C_WORKER_WEB_PORT": "57066",
-    "Q2C_PROMETHEUS_PORT": "60090",
+    "Q2C_PG_PORT": "25532", "Q2C_KAFKA_PORT": "29192", "Q2C_CONTROLLER_PORT": "29193",
+    "Q2C_CONNECT_PORT": "28183", "Q2C_METRICS_PORT": "28100", "Q2C_WORKER_WEB_PORT": "26166",
+    "Q2C_PROMETHEUS_PORT": "29190",
 }
 
 

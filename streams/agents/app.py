@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import faust
 
-from streams.agents.pipeline import Pipeline
-from streams.agents.topics import APP_ID, source_topics
+from streams.agents.pipeline import CapturePipeline
+from streams.agents.topics import APP_ID, canonical_topics, source_topics
+from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import load
 
 settings = load()
@@ -35,13 +36,23 @@ changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
 mirror_table = app.Table("q2c-mirror", default=None, partitions=settings.topic_partitions, use_partitioner=True)
 ledger_table = app.Table("q2c-ledger", default=None, partitions=settings.topic_partitions, use_partitioner=True)
 
-pipeline = Pipeline(settings, mirror_table, ledger_table)
+pipeline = CapturePipeline(settings, mirror_table, ledger_table)
+loader = WarehouseLoader(settings)
+
+canonical_topic = app.topic(*canonical_topics(), key_type=bytes, value_type=bytes,
+                            key_serializer="raw", value_serializer="raw")
 
 
 @app.agent(changes_topic)
 async def capture(stream):
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         await pipeline.handle(events)
+
+
+@app.agent(canonical_topic)
+async def load_warehouse(stream):
+    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+        await loader.handle(events)
 
 
 @app.timer(interval=1.0)

@@ -4,7 +4,7 @@ from __future__ import annotations
 from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.canonical.avro import DERIVED, topic_of
+from streams.canonical.avro import EVENT_TYPES, topic_of
 from streams.capture.mapping import all_mappings
 from streams.config import Settings
 
@@ -20,7 +20,7 @@ def source_topics() -> list[str]:
 
 
 def canonical_topics() -> list[str]:
-    return [topic_of(t) for t in DERIVED]
+    return [topic_of(t) for t in EVENT_TYPES]
 
 
 def ensure_topics(settings: Settings) -> None:

@@ -11,6 +11,15 @@ from streams.canonical.models import Canonical
 from streams.capture.envelope import EPOCH, RowChange
 
 
+EVENT_TYPE_OF_TABLE = {
+    "crm.account": "client", "crm.quote": "quote", "crm.quote_line": "quote_line",
+    "psa.resource": "resource", "psa.project": "project", "psa.milestone": "billing_milestone",
+    "psa.assignment": "assignment", "psa.timesheet_entry": "time_entry", "psa.expense_line": "expense_item",
+    "finance.ar_customer": "customer", "finance.gl_period": "fiscal_period", "finance.gl_tax_rate": "tax_rate",
+    "finance.ar_invoice_hdr": "invoice", "finance.ar_invoice_line": "invoice_line", "finance.ar_receipt": "payment",
+}
+
+
 class InvalidRow(ValueError):
     """A row that does not fit its canonical model; the text says which fields and why."""
 

@@ -12,6 +12,7 @@ from pathlib import Path
 import psycopg
 
 from streams.config import ALL_DATABASES, Settings
+from streams.sinks import warehouse
 from streams.stack.process import StackError, require_free_port, wait_until
 
 SYSTEMS_DIR = Path(__file__).parent / "systems"
@@ -149,3 +150,5 @@ class Postgres:
                 ).fetchone()[0]
                 if not loaded:
                     conn.execute((SYSTEMS_DIR / f"{db}.sql").read_text())
+        with psycopg.connect(self.s.dsn("warehouse"), autocommit=True) as conn:
+            warehouse.ensure_schema(conn)

@@ -219,8 +219,13 @@ class SourceMirror:
             if model is None:
                 continue
             if t == "crm.quote":
-                engagements.add(self.contract_of_quote(model) or "")
+                contract = self.contract_of_quote(model)
+                engagements.add(contract or "")
                 accounts.add(model.account_id)
+                # an invoice that arrived before the quote could not be matched: match it now
+                invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_contract_ref", _norm(model.quote_number)))
+                if contract:
+                    invoices.update(l.inv_no for l in self.find("finance.ar_invoice_line", "by_src_contract", contract))
             elif t == "crm.quote_line":
                 engagements.add(self.contract_of_quote(self.get("crm.quote", model.quote_id)) or "")
             elif t == "crm.account":

@@ -15,8 +15,8 @@ from typing import Callable, MutableMapping
 
 from streams.canonical.models import BillingEvent, Canonical, Contract, ProjectCost, Receivable, ScheduleItem
 from streams.capture.envelope import RowChange
-from streams.capture.mapping import InvalidRow
-from streams.rules.engagement import EngagementOutputs, ProjectProvision, derive
+from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
+from streams.rules.engagement import EngagementOutputs, EngagementView, ProjectProvision, derive
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
 from streams.state.mirror import Applied, SourceMirror
@@ -31,12 +31,23 @@ class Rejected:
     error: str
 
 
+@dataclass(frozen=True)
+class CanonicalEvent:
+    """One event for a canonical topic: a derived row, or a source entity (``model`` None when
+    the source row was deleted), keyed by its engagement's contract number where it has one."""
+    event_type: str
+    key: str
+    model: Canonical | None
+    ref: str | None = None
+    contract: str | None = None
+
+
 @dataclass
 class BatchResult:
     erp: ErpBatch = field(default_factory=ErpBatch)
     provisions: list[ProjectProvision] = field(default_factory=list)
     financials: list[AccountFinancials] = field(default_factory=list)
-    canonical: list[tuple[str, str, Canonical]] = field(default_factory=list)  # (event type, key, model)
+    canonical: list[CanonicalEvent] = field(default_factory=list)
     mirror_writes: dict[str, dict] = field(default_factory=dict)
     ledger_writes: dict[str, dict] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
@@ -90,6 +101,9 @@ class Processor:
             result.applied += 1
             result.mirror_writes[applied.ref] = applied.persisted()
             e, i, a = self.mirror.touched(applied)
+            contract = next(iter(e)) if len(e) == 1 else None
+            result.canonical.append(CanonicalEvent(
+                EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract))
             engagements |= e
             invoices |= i
             accounts |= a
@@ -109,27 +123,48 @@ class Processor:
     def _engagement(self, contract: str, result: BatchResult) -> None:
         key = f"eng:{contract}"
         previous = _load(self.ledger.get(key))
-        outputs = derive(engagement_view(self.mirror, contract), previous)
+        view = engagement_view(self.mirror, contract)
+        outputs = derive(view, previous)
         old = previous or EngagementOutputs()
         if outputs.contract is None and previous is None:
             return
         if outputs.contract != old.contract and outputs.contract is not None:
             result.erp.contracts.append(outputs.contract)
-            result.canonical.append(("contract", contract, outputs.contract))
+            result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract))
         for item in _changed(outputs.schedule, old.schedule):
             result.erp.schedule.append(item)
-            result.canonical.append(("schedule_item", contract, item))
+            result.canonical.append(CanonicalEvent("schedule_item", contract, item, contract=contract))
         for event in _changed(outputs.events, old.events):
             result.erp.events.append(event)
-            result.canonical.append(("billing_event", contract, event))
+            result.canonical.append(CanonicalEvent("billing_event", contract, event, contract=contract))
         for cost in _changed(outputs.costs, old.costs):
             result.erp.costs.append(cost)
-            result.canonical.append(("project_cost", contract, cost))
+            result.canonical.append(CanonicalEvent("project_cost", contract, cost, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
         doc = _dump(outputs)
+        doc["linked"] = self._link(contract, view, (self.ledger.get(key) or {}).get("linked", []), result)
         if doc != (self.ledger.get(key) or None):
             result.ledger_writes[key] = doc
+
+    def _link(self, contract: str, view: EngagementView, linked_before: list[str], result: BatchResult) -> list[str]:
+        """Source rows of the engagement that were published before it could be resolved (a time
+        entry before its project, a project before its quote) are published again with the
+        engagement's contract number, so downstream attribution does not depend on arrival order."""
+        rows: list[tuple[str, Canonical]] = [(f"crm.quote:{q.id}", q) for q in view.quotes]
+        rows += [(f"crm.quote_line:{l.id}", l) for lines in view.lines.values() for l in lines]
+        if view.project is not None:
+            rows.append((f"psa.project:{view.project.id}", view.project))
+        rows += [(f"psa.milestone:{m.id}", m) for m in view.milestones]
+        rows += [(f"psa.assignment:{a.id}", a) for a in view.assignments]
+        rows += [(f"psa.timesheet_entry:{t.id}", t) for t in view.time_entries]
+        rows += [(f"psa.expense_line:{x.id}", x) for x in view.expenses]
+        before = set(linked_before)
+        for ref, model in rows:
+            if ref not in before:
+                table_id = ref.split(":", 1)[0]
+                result.canonical.append(CanonicalEvent(EVENT_TYPE_OF_TABLE[table_id], contract, model, ref, contract))
+        return sorted(ref for ref, _ in rows)
 
     def _invoice(self, inv_no: str, result: BatchResult) -> None:
         key = f"inv:{inv_no}"
@@ -140,7 +175,7 @@ class Processor:
         doc = row.model_dump(mode="json")
         if self.ledger.get(key) != doc:
             result.erp.receivables.append(row)
-            result.canonical.append(("receivable", contract or inv_no, row))
+            result.canonical.append(CanonicalEvent("receivable", contract or inv_no, row, ref=f"finance.ar_invoice_hdr:{inv_no}", contract=contract))
             result.ledger_writes[key] = doc
 
     def _account(self, account_id: int, result: BatchResult) -> None:

@@ -58,12 +58,12 @@ def test_connectors_run_with_exact_decimals_and_heartbeats(stack):
 
 def test_env_prints_every_address(tmp_path):
     result = subprocess.run([sys.executable, "-m", "streams.cli", "env"], capture_output=True, text=True,
-                            env={**os.environ, "Q2C_HOME": str(tmp_path), "Q2C_PG_PORT": "61234"})
+                            env={**os.environ, "Q2C_HOME": str(tmp_path), "Q2C_PG_PORT": "21234"})
     exported = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
     for key in ("Q2C_CRM_DSN", "Q2C_PSA_DSN", "Q2C_FINANCE_DSN", "Q2C_ERP_DSN", "Q2C_WAREHOUSE_DSN",
                 "Q2C_KAFKA_BOOTSTRAP", "Q2C_CONNECT_URL", "Q2C_METRICS_URL", "Q2C_PROMETHEUS_URL"):
         assert key in exported
-    assert ":61234/crm" in exported["Q2C_CRM_DSN"]
+    assert ":21234/crm" in exported["Q2C_CRM_DSN"]
 
 
 @pytest.mark.stack
@@ -77,7 +77,7 @@ def test_a_port_already_taken_is_a_clear_error_naming_it(stack, tmp_path):
 
 def test_the_compose_file_is_valid():
     assert shutil.which("docker-compose"), "`make test` installs Debian's docker-compose to validate the Compose file"
-    env = {**os.environ, "Q2C_PG_PASSWORD": "x", "Q2C_CAPTURE_PASSWORD": "y"}
+    env = {**os.environ, "Q2C_PG_PASSWORD": "x", "Q2C_CAPTURE_PASSWORD": "y", "Q2C_SYNC_PASSWORD": "z"}
     result = subprocess.run(["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), "config", "-q"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr

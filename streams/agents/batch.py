@@ -1,0 +1,108 @@
+"""What every agent's batch handler shares: never losing a batch, dead letters, retrying sinks."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import datetime, timezone
+from typing import Any
+
+import psycopg
+from confluent_kafka import Producer
+
+from streams.agents import metrics
+from streams.agents.topics import DEAD_LETTER
+from streams.config import Settings
+from streams.sinks.retry import with_backoff
+
+log = logging.getLogger(__name__)
+
+
+class BatchHandler:
+    """Subclasses implement ``process(events)``; ``handle`` makes it safe to call from an agent."""
+
+    def __init__(self, settings: Settings):
+        self.s = settings
+        self.producer: Producer | None = None
+        self.conns: dict[str, psycopg.Connection] = {}
+
+    async def process(self, events: list[Any]) -> None:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    async def handle(self, events: list[Any]) -> None:
+        """Process a batch; never raises. Faust commits the offsets of a batch an agent has taken
+        even if the agent then crashes, so an exception here would lose those events: instead a
+        failing batch is processed again event by event, and only an event that fails on its own
+        goes to the dead-letter topic (with the error), from where it can be replayed."""
+        started = time.monotonic()
+        try:
+            await self.process(events)
+        except Exception:  # noqa: BLE001 - isolate the event that fails
+            log.exception("a batch of %d events failed; processing them one by one", len(events))
+            for event in events:
+                try:
+                    await self.process([event])
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("event %s:%s:%s failed", event.message.topic, event.message.partition, event.message.offset)
+                    await asyncio.to_thread(self.dead_letter, [(event, "processing_error", f"{type(exc).__name__}: {exc}", None)])
+        metrics.BATCH_SECONDS.observe(time.monotonic() - started)
+        metrics.BATCH_SIZE.observe(len(events))
+
+    # --- Kafka -------------------------------------------------------------------------------
+
+    def kafka_producer(self) -> Producer:
+        if self.producer is None:
+            self.producer = Producer({
+                **self.s.kafka_client_config(), "enable.idempotence": True, "linger.ms": 5,
+                "log_level": 3,
+            })
+        return self.producer
+
+    def dead_letter(self, letters: list[tuple[Any, str, str, int | None]], flush: bool = True) -> None:
+        """(event, reason, error, source LSN) → the dead-letter topic, with the original record."""
+        producer = self.kafka_producer()
+        now = datetime.now(timezone.utc).isoformat()
+        for event, reason, error, lsn in letters:
+            msg = event.message if event is not None else None
+            headers = {
+                "q2c.reason": reason, "q2c.error": error[:4000], "q2c.failed_at": now,
+                "q2c.source.topic": msg.topic if msg else "", "q2c.source.partition": str(msg.partition if msg else ""),
+                "q2c.source.offset": str(msg.offset if msg else ""), "q2c.source.lsn": str(lsn if lsn is not None else ""),
+            }
+            producer.produce(DEAD_LETTER, key=event.key if event is not None else None,
+                             value=event.value if event is not None else None, headers=list(headers.items()))
+            metrics.REJECTED.labels(reason).inc()
+            log.warning("dead letter: %s at %s:%s:%s: %s", reason, headers["q2c.source.topic"],
+                        headers["q2c.source.partition"], headers["q2c.source.offset"], error[:300])
+        if flush:
+            self.flush()
+
+    def flush(self) -> None:
+        remaining = self.kafka_producer().flush(60)
+        if remaining:
+            raise RuntimeError(f"{remaining} messages not delivered to Kafka")
+
+    # --- databases ----------------------------------------------------------------------------
+
+    def _conn(self, database: str) -> psycopg.Connection:
+        conn = self.conns.get(database)
+        if conn is None or conn.closed or conn.broken:
+            conn = psycopg.connect(self.s.dsn(database), autocommit=True, connect_timeout=5,
+                                   options="-c lock_timeout=10s -c statement_timeout=60s")
+            self.conns[database] = conn
+        return conn
+
+    def write_retrying(self, what: str, database: str, write) -> None:
+        """Run ``write(connection)``; transient failures wait with backoff (the worker reports
+        itself degraded meanwhile) and keep the batch, and so the order per engagement."""
+        def attempt():
+            try:
+                write(self._conn(database))
+            except psycopg.OperationalError:
+                self.conns.pop(database, None)
+                raise
+
+        def on_wait(waiting: bool) -> None:
+            metrics.HEALTH.set("degraded" if waiting else "running", f"{what} failing; retrying" if waiting else "")
+
+        with_backoff(what, attempt, on_wait)

@@ -1,0 +1,40 @@
+"""The warehouse, fed from the canonical topics: the views a controller opens first."""
+from decimal import Decimal as D
+
+import pytest
+
+from tests.sources import eventually
+
+pytestmark = pytest.mark.stack
+
+
+def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
+    n = ids()
+    year = 2100 + (n // 1000) % 800
+    number = f"Q-W{n}"
+    firm.account(n)
+    firm.quote(n, n, number, "time_and_materials", f"{year}-01-01", f"{year}-06-30")
+    firm.line(n * 10 + 1, n, 1, "role_rate", qty="10", price="100", role="CONS")
+    firm.approve(n)
+    pid = psa.project_of(number)["id"]
+    psa.resource(n, cost="40")
+    psa.assign(n, pid, n, start=f"{year}-01-01", end=f"{year}-06-30")
+    psa.time(n, pid, n, "8", day=f"{year}-01-12")      # ready: 800 revenue, 320 cost
+    psa.time(n + 1, pid, n, "4", day=f"{year}-01-13")  # over budget (NTE 1000): held, leaks
+    psa.time(n + 2, pid, n, "2", day=f"{year}-01-13", billable=False)
+    wh = firm.warehouse
+    margin = eventually(lambda: wh.one("select * from dw.margin_by_engagement where contract_number = %s and cost = 560", number),
+                        what="margin with every cost")
+    assert (margin["ready_revenue"], margin["billed_revenue"], margin["margin"]) == (D("800.00"), None or D("0"), D("240.00"))
+    util = eventually(lambda: wh.one("select * from dw.weekly_utilisation where employee_no = %s", f"E{n}"))
+    assert (util["billable_hours"], util["approved_hours"], util["utilisation_pct"]) == (D("12.00"), D("14.00"), D("30.0"))
+    held = eventually(lambda: wh.one("select * from dw.leakage_on_hold where contract_number = %s", number))
+    assert (held["hold_reason"], held["events"], held["amount"]) == ("over_budget", 1, D("400.00"))
+    leaks = wh.rows("select source_ref from dw.leakage_unbilled_work where contract_number = %s", number)
+    assert leaks == [{"source_ref": f"psa.timesheet_entry:{n + 1}"}]
+    cycle = wh.one("select * from dw.quote_to_cash_cycle where contract_number = %s", number)
+    assert cycle["approved_at"] is not None and cycle["project_at"] is not None
+    assert str(cycle["first_time_on"]) == f"{year}-01-12" and cycle["first_event_at"] is not None
+    # a deleted source row leaves the warehouse too
+    firm.psa.run("delete from psa.timesheet_entry where id = %s", n + 2)
+    eventually(lambda: wh.one("select 1 from dw.time_entry where id = %s", n + 2) is None, what="the deleted entry gone")
