@@ -109,6 +109,17 @@ def replay(yes: bool) -> None:
     click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
 
 
+@main.command()
+@click.option("--json", "as_json", is_flag=True)
+def reconcile(as_json: bool) -> None:
+    """Compare the sources with the ERP; exit 1 when any difference is unexplained."""
+    from streams.operations.reconcile import reconcile as run, report
+
+    findings = run(load())
+    click.echo(report(findings, as_json))
+    sys.exit(1 if any(not f.explained for f in findings) else 0)
+
+
 @main.group()
 def dlq() -> None:
     """Dead letters: change events that could not be processed."""

@@ -1,0 +1,49 @@
+"""`q2c reconcile` finds every difference between the sources and the ERP, with its cause."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.sources import eventually
+
+pytestmark = pytest.mark.stack
+
+
+def reconcile() -> tuple[int, dict]:
+    result = subprocess.run([sys.executable, "-m", "streams.cli", "reconcile", "--json"], capture_output=True, text=True,
+                            env=os.environ.copy(), timeout=300)
+    return result.returncode, json.loads(result.stdout)
+
+
+def test_reconcile_explains_each_difference(stack, firm, psa, ids):
+    n = ids()
+    healthy, broken = f"Q-H{n}", f"Q-B{n}"
+    for k, number in ((n, healthy), (n + 1, broken)):
+        firm.account(k)
+        firm.quote(k, k, number, "milestone", "2026-11-01", "2027-03-31")
+        firm.line(k * 10 + 1, k, 1, "milestone", price="1000", code="M")
+        firm.approve(k)
+        pid = psa.project_of(number)["id"]
+        eventually(lambda: firm.psa.one("select 1 from psa.milestone where project_id = %s", pid))
+        psa.accept(pid, "M")
+        eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where billing_event_id = %s", f"MS:{number}:M"))
+    cust = f"K{n % 10**9}"
+    psa.customer(cust, f"ACC-{n:08d}")
+    psa.invoice(f"V{n % 10**9}", cust, healthy, "100.00", [("MS", "MS:Q-NOPE:X", "100.00")])
+    eventually(lambda: firm.erp.one("select 1 from erp_inbound.receivable where invoice_number = %s", f"V{n % 10**9}"))
+    # what a lost write, a hand edit and a clerk's typo look like
+    firm.erp.run("delete from erp_inbound.billing_event where billing_event_id = %s", f"MS:{broken}:M")
+    firm.erp.run("update erp_inbound.receivable set paid_amount = 42 where invoice_number = %s", f"V{n % 10**9}")
+
+    code, report = reconcile()
+    assert code == 1 and report["unexplained"] >= 3
+    mine = [f for f in report["findings"] if f["contract_number"] in (healthy, broken) or str(n % 10**9) in f["key"]]
+    by_kind = {(f["kind"], f["key"]): f for f in mine}
+    missing = by_kind[("missing_event", f"MS:{broken}:M")]
+    assert missing["cause"] == "accepted milestone with no billing event" and not missing["explained"]
+    assert by_kind[("amount_differs", f"V{n % 10**9}")]["detail"] == "ERP 42.00 vs sources 0.00"
+    unknown = by_kind[("invoice_line_unknown_event", f"V{n % 10**9}/1")]
+    assert unknown["detail"] == "MS:Q-NOPE:X"
+    assert not [f for f in mine if f["contract_number"] == healthy and f["kind"] != "amount_differs"]
