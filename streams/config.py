@@ -8,7 +8,7 @@ from __future__ import annotations
 from functools import cached_property
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -29,7 +29,7 @@ class Settings(BaseSettings):
     worker_web_port: int = 26066
     prometheus_port: int = 29090
     pg_superuser: str = "q2c"
-    pg_password: str | None = None
+    pg_password: SecretStr | None = None
     # Per-database DSNs for deployments where the databases live apart (docker-compose, production);
     # unset, every database is on the embedded stack's PostgreSQL.
     crm_dsn: str | None = None
@@ -42,7 +42,7 @@ class Settings(BaseSettings):
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
     kafka_sasl_username: str | None = None
-    kafka_sasl_password: str | None = None
+    kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
     topic_partitions: int = 1
     batch_size: int = 2000
@@ -68,19 +68,22 @@ class Settings(BaseSettings):
     def jvm_dir(self) -> Path:
         return self.home_dir / "jvm"
 
-    def password(self) -> str:
-        if self.pg_password:
-            return self.pg_password
-        secret = self.secrets_dir / "pg_password"
+    def password(self, role: str = "admin") -> str:
+        """A role's password: from the environment (admin: Q2C_PG_PASSWORD) or the stack's secret file."""
+        if role == "admin" and self.pg_password:
+            return self.pg_password.get_secret_value()
+        secret = self.secrets_dir / ("pg_password" if role == "admin" else f"{role}_password")
         return secret.read_text().strip() if secret.exists() else ""
 
-    def dsn(self, database: str) -> str:
+    def dsn(self, database: str, role: str = "admin") -> str:
+        """Where ``role`` connects to ``database``. Roles of the embedded stack: ``admin`` (the
+        cluster owner; the firm's users in tests), ``capture`` (Debezium and reconcile: read the
+        captured tables, replicate), ``sync`` (the worker: writes only what the sync owns)."""
         override = getattr(self, f"{database}_dsn", None)
         if override:
             return override
-        return (
-            f"postgresql://{self.pg_superuser}:{self.password()}@{self.host}:{self.pg_port}/{database}"
-        )
+        user = {"admin": self.pg_superuser, "capture": "q2c_capture", "sync": "q2c_sync"}[role]
+        return f"postgresql://{user}:{self.password(role)}@{self.host}:{self.pg_port}/{database}"
 
     @property
     def bootstrap(self) -> str:
@@ -106,10 +109,32 @@ class Settings(BaseSettings):
         if self.kafka_sasl_username:
             conf["sasl.username"] = self.kafka_sasl_username
         if self.kafka_sasl_password:
-            conf["sasl.password"] = self.kafka_sasl_password
+            conf["sasl.password"] = self.kafka_sasl_password.get_secret_value()
         if self.kafka_ssl_cafile:
             conf["ssl.ca.location"] = self.kafka_ssl_cafile
         return conf
+
+
+def faust_credentials(settings: Settings):
+    """The same Kafka security settings for Faust (aiokafka) as ``kafka_client_config`` gives
+    confluent-kafka: SASL (PLAIN / SCRAM) over PLAINTEXT or SSL, or SSL alone."""
+    import ssl
+
+    import faust
+
+    protocol = settings.kafka_security_protocol.upper()
+    if protocol == "PLAINTEXT":
+        return None
+    context = None
+    if protocol in ("SSL", "SASL_SSL"):
+        context = ssl.create_default_context(cafile=settings.kafka_ssl_cafile)
+    if protocol.startswith("SASL"):
+        password = settings.kafka_sasl_password.get_secret_value() if settings.kafka_sasl_password else None
+        return faust.SASLCredentials(username=settings.kafka_sasl_username, password=password,
+                                     mechanism=(settings.kafka_sasl_mechanism or "PLAIN").upper(), ssl_context=context)
+    if protocol == "SSL":
+        return faust.SSLCredentials(context)
+    raise ValueError(f"unsupported Q2C_KAFKA_SECURITY_PROTOCOL {settings.kafka_security_protocol!r}")
 
 
 def load() -> Settings:

@@ -11,13 +11,14 @@ import faust
 from streams.agents.pipeline import CapturePipeline
 from streams.agents.topics import APP_ID, canonical_topics, source_topics
 from streams.agents.warehouse_loader import WarehouseLoader
-from streams.config import load
+from streams.config import faust_credentials, load
 
 settings = load()
 
 app = faust.App(
     APP_ID,
     broker=f"kafka://{settings.bootstrap}",
+    broker_credentials=faust_credentials(settings),
     store="memory://",
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=1,

@@ -72,8 +72,9 @@ class BatchHandler:
             producer.produce(DEAD_LETTER, key=event.key if event is not None else None,
                              value=event.value if event is not None else None, headers=list(headers.items()))
             metrics.REJECTED.labels(reason).inc()
-            log.warning("dead letter: %s at %s:%s:%s: %s", reason, headers["q2c.source.topic"],
-                        headers["q2c.source.partition"], headers["q2c.source.offset"], error[:300])
+            # the error text may quote row values (names, e-mails): it stays in the topic, not the log
+            log.warning("dead letter: %s at %s:%s:%s (q2c dlq show for the reason)", reason, headers["q2c.source.topic"],
+                        headers["q2c.source.partition"], headers["q2c.source.offset"])
         if flush:
             self.flush()
 
@@ -87,7 +88,7 @@ class BatchHandler:
     def _conn(self, database: str) -> psycopg.Connection:
         conn = self.conns.get(database)
         if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.s.dsn(database), autocommit=True, connect_timeout=5,
+            conn = psycopg.connect(self.s.dsn(database, "sync"), autocommit=True, connect_timeout=5,
                                    options="-c lock_timeout=10s -c statement_timeout=60s")
             self.conns[database] = conn
         return conn

@@ -47,7 +47,7 @@ def load_sources(settings: Settings) -> SourceMirror:
     for mapping in all_mappings().values():
         by_db.setdefault(mapping.table_id.split(".")[0], []).append(mapping)
     for db, mappings in by_db.items():
-        with psycopg.connect(settings.dsn(db), row_factory=dict_row) as conn:
+        with psycopg.connect(settings.dsn(db, "capture"), row_factory=dict_row) as conn:
             for mapping in mappings:
                 schema, table = mapping.table_id.split(".")
                 for row in conn.execute(f"select * from {mapping.table_id}"):
@@ -57,7 +57,7 @@ def load_sources(settings: Settings) -> SourceMirror:
 
 
 def _erp(settings: Settings) -> tuple[dict[str, dict], dict[str, dict], dict[str, dict]]:
-    with psycopg.connect(settings.dsn("erp"), row_factory=dict_row) as conn:
+    with psycopg.connect(settings.dsn("erp", "sync"), row_factory=dict_row) as conn:
         events = {r["billing_event_id"]: r for r in conn.execute("select * from erp_inbound.billing_event")}
         receivables = {r["invoice_number"]: r for r in conn.execute("select * from erp_inbound.receivable")}
         contracts = {r["contract_number"]: r for r in conn.execute("select * from erp_inbound.contract")}

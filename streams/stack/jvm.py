@@ -169,8 +169,8 @@ class ConnectWorker:
         return {
             "Q2C_PG_HOST": self.s.host,
             "Q2C_PG_PORT": str(self.s.pg_port),
-            "Q2C_CAPTURE_USER": self.s.pg_superuser,
-            "Q2C_CAPTURE_PASSWORD": self.s.password(),
+            "Q2C_CAPTURE_USER": "q2c_capture",
+            "Q2C_CAPTURE_PASSWORD": self.s.password("capture"),
         }
 
     def start(self) -> None:

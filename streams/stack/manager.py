@@ -8,6 +8,7 @@ from pathlib import Path
 from streams.config import PROJECT_ROOT, Settings
 from streams.stack.jvm import ConnectWorker, KafkaBroker, fetch_jars
 from streams.stack.postgres import Postgres
+from streams.stack.process import wait_until
 from streams.stack.prometheus import Prometheus
 from streams.stack.worker import FaustWorker
 
@@ -48,7 +49,10 @@ class Stack:
         step("jars", lambda: fetch_jars(self.s))
         step("postgres", lambda: (self.postgres.init(), self.postgres.start(), self.postgres.create_databases()))
         step("kafka", self.kafka.start)
-        step("connect", lambda: (self.connect.start(), self.connect.register(connector_files())))
+        step("connect", lambda: (
+            self.connect.start(), self.connect.register(connector_files()),
+            wait_until("every connector streaming from its replication slot", lambda: not self.postgres.inactive_slots(),
+                       120, self.connect.log)))
         if with_worker:
             step("worker", self.worker.start)
         step("prometheus", self.prometheus.start)
@@ -69,6 +73,8 @@ class Stack:
                 detail = ""
                 if part is self.worker and ok:
                     detail = self.worker.health().get("state", "")
+                if part is self.connect and ok and (idle := self.postgres.inactive_slots()):
+                    ok, detail = False, f"not streaming: {', '.join(idle)}"
             except Exception as exc:  # noqa: BLE001 - status reports, never raises
                 ok, detail = False, f"{type(exc).__name__}: {exc}"[:200]
             result.append(PartStatus(part.name, ok, detail))

@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from streams.config import ALL_DATABASES, Settings
 from streams.sinks import warehouse
@@ -41,6 +42,19 @@ def _chown_to_owner(path: Path) -> None:
         owner = pwd.getpwnam(RUN_AS)
         for p in [path, *path.rglob("*")]:
             os.chown(p, owner.pw_uid, owner.pw_gid)
+
+
+def captured_tables() -> dict[str, list[str]]:
+    """database → the tables its connector captures, from ``connect/<db>.json`` (one source of truth)."""
+    import json
+
+    from streams.config import PROJECT_ROOT
+
+    found = {}
+    for path in sorted((PROJECT_ROOT / "connect").glob("*.json")):
+        config = json.loads(path.read_text())["config"]
+        found[config["database.dbname"]] = config["table.include.list"].split(",")
+    return found
 
 
 class Postgres:
@@ -135,6 +149,13 @@ class Postgres:
         except psycopg.Error:
             return False
 
+    def inactive_slots(self) -> list[str]:
+        """Replication slots of the connectors that no one is streaming from (capture is down)."""
+        wanted = {f"q2c_{db}" for db in captured_tables()}
+        with psycopg.connect(self.s.dsn("postgres"), connect_timeout=3) as conn:
+            active = {r[0] for r in conn.execute("select slot_name from pg_replication_slots where active")}
+        return sorted(wanted - active)
+
     def create_databases(self) -> None:
         """Create the five databases and load the client firm's DDL, once."""
         with psycopg.connect(self.s.dsn("postgres"), autocommit=True) as conn:
@@ -150,5 +171,49 @@ class Postgres:
                 ).fetchone()[0]
                 if not loaded:
                     conn.execute((SYSTEMS_DIR / f"{db}.sql").read_text())
-        with psycopg.connect(self.s.dsn("warehouse"), autocommit=True) as conn:
+        self.create_roles()
+        with psycopg.connect(self.s.dsn("warehouse", "sync"), autocommit=True) as conn:
             warehouse.ensure_schema(conn)
+
+    def create_roles(self) -> None:
+        """Least privilege. ``q2c_capture`` replicates and reads only the captured tables (the
+        publications are made here, by the owner, so Debezium needs no more); ``q2c_sync`` writes
+        only what the sync owns: erp_inbound, PSA project provisioning, crm.account_financials and
+        the warehouse's ``dw`` schema."""
+        self.s.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for role in ("capture", "sync"):
+            secret = self.s.secrets_dir / f"{role}_password"
+            if not secret.exists():
+                secret.write_text(secrets.token_urlsafe(24))
+                secret.chmod(0o600)
+        with psycopg.connect(self.s.dsn("postgres"), autocommit=True) as conn:
+            for role, attrs in (("q2c_capture", "LOGIN REPLICATION"), ("q2c_sync", "LOGIN")):
+                password = self.s.password(role.removeprefix("q2c_"))
+                exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
+                verb = "ALTER" if exists else "CREATE"
+                conn.execute(sql.SQL(f"{verb} ROLE {{}} {attrs} PASSWORD {{}}").format(sql.Identifier(role), sql.Literal(password)))
+        captured = captured_tables()
+        grants = {
+            "crm": ["GRANT USAGE ON SCHEMA crm TO q2c_sync",
+                    "GRANT SELECT, INSERT, UPDATE ON crm.account_financials TO q2c_sync"],
+            "psa": ["GRANT USAGE ON SCHEMA psa TO q2c_sync",
+                    "GRANT SELECT, INSERT ON psa.project, psa.milestone TO q2c_sync"],
+            "finance": [],
+            "erp": ["GRANT USAGE ON SCHEMA erp_inbound TO q2c_sync",
+                    "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA erp_inbound TO q2c_sync"],
+            "warehouse": ["GRANT CREATE ON DATABASE warehouse TO q2c_sync",
+                          "CREATE SCHEMA IF NOT EXISTS dw AUTHORIZATION q2c_sync"],
+        }
+        for db in ALL_DATABASES:
+            with psycopg.connect(self.s.dsn(db), autocommit=True) as conn:
+                conn.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
+                conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO q2c_sync')
+                for statement in grants[db]:
+                    conn.execute(statement)
+                tables = captured.get(db)
+                if tables:
+                    conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO q2c_capture')
+                    conn.execute(f"GRANT USAGE ON SCHEMA {db} TO q2c_capture")
+                    conn.execute(f"GRANT SELECT ON {', '.join(tables)} TO q2c_capture")
+                    if not conn.execute("select 1 from pg_publication where pubname = %s", (f"q2c_{db}",)).fetchone():
+                        conn.execute(f"CREATE PUBLICATION q2c_{db} FOR TABLE {', '.join(tables)}")

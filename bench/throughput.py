@@ -1,0 +1,126 @@
+"""Throughput benchmark, run by hand (`make bench`): end to end through the real stack, and the
+pure core (mirror + rules + diff) alone.
+
+End to end: a generated load (tests/load.py) is written to the PSA; the clock runs from the first
+source commit until the ERP holds every billing event. Reported: source changes per second, and
+the RSS of each part. Core: the same changes as RowChanges through ``Processor`` in batches,
+no I/O, on one core."""
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import tempfile
+import time
+from datetime import date, datetime, timezone
+from pathlib import Path
+
+from tests.conftest import TEST_PORTS
+
+
+def rss_mb(pidfile: Path) -> float:
+    pid = pidfile.read_text().strip()
+    out = subprocess.run(["ps", "-o", "rss=", "--ppid", pid, "-p", pid], capture_output=True, text=True).stdout
+    return sum(int(x) for x in out.split()) / 1024
+
+
+def end_to_end(engagements: int, entries: int) -> None:
+    from streams.config import Settings
+    from streams.stack.manager import Stack
+    from tests.load import Load
+    from tests.sources import Delivery, Firm, eventually
+
+    home = tempfile.mkdtemp(prefix="q2c-bench-")
+    os.environ.update({**TEST_PORTS, "Q2C_HOME": home})
+    stack = Stack(Settings())
+    t0 = time.monotonic()
+    stack.up(say=lambda line: None)
+    print(f"q2c up (warm jar cache, empty Q2C_HOME): {time.monotonic() - t0:.1f}s")
+    try:
+        firm = Firm(stack.s)
+        psa = Delivery(firm)
+        psa.tax("STD", "GB", "20.000")
+        load = Load(base=1000, engagements=engagements, entries_per_engagement=entries)
+        # set up the engagements first, then time the flood of approved time entries
+        Load(base=1000, engagements=engagements, entries_per_engagement=0).run(firm, psa)
+        started = time.monotonic()
+        load.run(firm, psa)
+        written = time.monotonic() - started
+        eventually(lambda: load.verify(firm)["events"] >= engagements * entries, timeout=1800, what="every event")
+        elapsed = time.monotonic() - started
+        counts = load.verify(firm)
+        n = engagements * entries
+        print(f"end to end: {n} approved time entries -> {counts['events']} billing events + {counts['costs']} costs "
+              f"in {elapsed:.1f}s = {n / elapsed:,.0f} source changes/s (writing them took {written:.1f}s); "
+              f"lost {counts['lost']}, duplicated {counts['duplicated']}")
+        for part in (stack.kafka, stack.connect, stack.worker, stack.prometheus):
+            print(f"  RSS {part.name:<10} {rss_mb(part.pidfile):7.0f} MB")
+        pg = subprocess.run(["ps", "-C", "postgres", "-o", "rss="], capture_output=True, text=True).stdout
+        print(f"  RSS {'postgres':<10} {sum(int(x) for x in pg.split()) / 1024:7.0f} MB (all backends)")
+    finally:
+        stack.down()
+
+
+def core(engagements: int, entries: int, batch: int) -> None:
+    from streams.capture.envelope import RowChange
+    from streams.state.mirror import SourceMirror
+    from streams.state.processor import Processor
+    from tests.state.test_processor import ROWS
+
+    approved = datetime(2026, 2, 2, 10, tzinfo=timezone.utc)
+    changes = []
+    lsn = 1000
+    for e in range(engagements):
+        for base in ROWS[:7]:
+            row = dict(base.row)
+            key = dict(base.key)
+            lsn += 1
+            if base.table_id == "crm.account":
+                row.update(id=e, account_number=f"ACC-{e}"); key = {"id": e}
+            elif base.table_id == "crm.quote":
+                row.update(id=e, quote_number=f"Q-{e}", account_id=e); key = {"id": e}
+            elif base.table_id == "crm.quote_line":
+                row.update(id=e, quote_id=e, quantity="100000"); key = {"id": e}
+            elif base.table_id == "psa.project":
+                row.update(id=e, project_code=f"P{e}", crm_quote_number=f"Q-{e}"); key = {"id": e}
+            elif base.table_id == "psa.resource":
+                row.update(id=e, employee_no=f"E{e}"); key = {"id": e}
+            elif base.table_id == "psa.assignment":
+                row.update(id=e, project_id=e, resource_id=e); key = {"id": e}
+            else:
+                continue
+            changes.append(RowChange(base.source, base.schema, base.table, "c", key, row, lsn, None))
+        for t in range(entries):
+            lsn += 1
+            tid = e * 100000 + t
+            changes.append(RowChange("psa", "psa", "timesheet_entry", "c", {"id": tid}, {
+                "id": tid, "resource_id": e, "project_id": e, "work_date": date(2026, 3, 1 + t % 28), "hours": str(1 + t % 8),
+                "billable": True, "status": "approved", "approved_at": approved}, lsn, None))
+    changes.append(RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
+                             {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, lsn + 1, None))
+    processor = Processor(SourceMirror(), {})
+    started = time.perf_counter()
+    written = 0
+    for i in range(0, len(changes), batch):
+        result = processor.process(changes[i:i + batch])
+        written += len(result.erp)
+        processor.commit(result)
+    elapsed = time.perf_counter() - started
+    print(f"core: {len(changes)} changes in batches of {batch} -> {written} ERP rows in {elapsed:.2f}s = "
+          f"{len(changes) / elapsed:,.0f} changes/s (one core, no I/O)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engagements", type=int, default=20)
+    parser.add_argument("--entries", type=int, default=500)
+    parser.add_argument("--batch", type=int, default=2000)
+    parser.add_argument("--core-only", action="store_true")
+    args = parser.parse_args()
+    core(args.engagements, args.entries, args.batch)
+    if not args.core_only:
+        end_to_end(args.engagements, args.entries)
+
+
+if __name__ == "__main__":
+    main()
