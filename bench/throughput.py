@@ -96,8 +96,8 @@ def core(engagements: int, entries: int, batch: int) -> None:
             changes.append(RowChange("psa", "psa", "timesheet_entry", "c", {"id": tid}, {
                 "id": tid, "resource_id": e, "project_id": e, "work_date": date(2026, 3, 1 + t % 28), "hours": str(1 + t % 8),
                 "billable": True, "status": "approved", "approved_at": approved}, lsn, None))
-    changes.append(RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
-                             {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, lsn + 1, None))
+    changes.insert(0, RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
+                                {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, 1, None))
     processor = Processor(SourceMirror(), {})
     started = time.perf_counter()
     written = 0

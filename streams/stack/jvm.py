@@ -12,7 +12,7 @@ import httpx
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
-from streams.stack.process import StackError, pid_of, port_is_free, require_free_port, spawn, stop, wait_until
+from streams.stack.process import BackgroundPart, StackError, pid_of, port_is_free, wait_until
 
 POM = Path(__file__).parent / "pom.xml"
 
@@ -59,15 +59,13 @@ def _java(settings: Settings, heap: str, main: str, *args: str) -> list[str]:
     ]
 
 
-class KafkaBroker:
+class KafkaBroker(BackgroundPart):
     name = "kafka"
 
     def __init__(self, settings: Settings):
-        self.s = settings
+        super().__init__(settings)
         self.dir = settings.home_dir / "kafka"
         self.props = self.dir / "server.properties"
-        self.pidfile = settings.run_dir / "kafka.pid"
-        self.log = settings.log_dir / "kafka.log"
 
     def configure(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -104,14 +102,9 @@ class KafkaBroker:
     def start(self) -> None:
         if pid_of(self.pidfile):
             return
-        require_free_port("Kafka", self.s.host, self.s.kafka_port)
-        require_free_port("Kafka controller", self.s.host, self.s.controller_port)
         self.configure()
-        spawn(_java(self.s, "768m", "kafka.Kafka", str(self.props)), self.pidfile, self.log)
-        wait_until("Kafka", self.healthy, 90, self.log)
-
-    def stop(self) -> bool:
-        return stop(self.pidfile, timeout=60)
+        self.launch(_java(self.s, "768m", "kafka.Kafka", str(self.props)),
+                    {"Kafka": self.s.kafka_port, "Kafka controller": self.s.controller_port}, 90)
 
     def healthy(self) -> bool:
         if not pid_of(self.pidfile):
@@ -129,15 +122,13 @@ def _kafka_uuid() -> str:
     return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
 
 
-class ConnectWorker:
+class ConnectWorker(BackgroundPart):
     name = "connect"
 
     def __init__(self, settings: Settings):
-        self.s = settings
+        super().__init__(settings)
         self.dir = settings.home_dir / "connect"
         self.props = self.dir / "connect-distributed.properties"
-        self.pidfile = settings.run_dir / "connect.pid"
-        self.log = settings.log_dir / "connect.log"
 
     def configure(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -176,16 +167,9 @@ class ConnectWorker:
     def start(self) -> None:
         if pid_of(self.pidfile):
             return
-        require_free_port("Kafka Connect", self.s.host, self.s.connect_port)
         self.configure()
-        spawn(
-            _java(self.s, "1g", "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props)),
-            self.pidfile, self.log, env=self.env(),
-        )
-        wait_until("Kafka Connect", self.rest_up, 120, self.log)
-
-    def stop(self) -> bool:
-        return stop(self.pidfile, timeout=60)
+        self.launch(_java(self.s, "1g", "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props)),
+                    {"Kafka Connect": self.s.connect_port}, 120, env=self.env(), ready=self.rest_up)
 
     def rest_up(self) -> bool:
         return httpx.get(f"{self.s.connect_url}/connectors", timeout=3).status_code == 200

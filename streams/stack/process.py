@@ -129,3 +129,35 @@ def wait_until(what: str, check: Callable[[], bool], timeout: float, logfile: Pa
             logfile.read_text(errors="replace").splitlines()[-25:]
         )
     raise StackError(f"{what} did not become healthy within {timeout:.0f}s{tail}")
+
+
+class BackgroundPart:
+    """A part of the stack that runs as one background process: its PID file, its log, and the
+    start (ports checked first, then healthy or a clear error) and stop every such part shares."""
+
+    name = "part"
+    stop_timeout = 60.0
+
+    def __init__(self, settings) -> None:
+        self.s = settings
+        self.pidfile = settings.run_dir / f"{self.name}.pid"
+        self.log = settings.log_dir / f"{self.name}.log"
+
+    def launch(self, argv: Sequence[str], ports: Mapping[str, int], timeout: float,
+               env: Mapping[str, str] | None = None, ready: Callable[[], bool] | None = None) -> None:
+        if pid_of(self.pidfile):
+            return
+        for label, port in ports.items():
+            require_free_port(label, self.s.host, port)
+        spawn(argv, self.pidfile, self.log, env=env)
+        wait_until(self.label, ready or self.healthy, timeout, self.log)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+    def healthy(self) -> bool:  # pragma: no cover - each part says
+        raise NotImplementedError
+
+    def stop(self) -> bool:
+        return stop(self.pidfile, timeout=self.stop_timeout)

@@ -6,18 +6,16 @@ import shutil
 import httpx
 
 from streams.config import Settings
-from streams.stack.process import StackError, pid_of, require_free_port, spawn, stop, wait_until
+from streams.stack.process import BackgroundPart, StackError, pid_of
 
 
-class Prometheus:
+class Prometheus(BackgroundPart):
     name = "prometheus"
 
     def __init__(self, settings: Settings):
-        self.s = settings
+        super().__init__(settings)
         self.dir = settings.home_dir / "prometheus"
         self.config = self.dir / "prometheus.yml"
-        self.pidfile = settings.run_dir / "prometheus.pid"
-        self.log = settings.log_dir / "prometheus.log"
 
     def configure(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
@@ -34,20 +32,12 @@ class Prometheus:
         binary = shutil.which("prometheus")
         if not binary:
             raise StackError("Prometheus is not installed; `make run` installs Debian's prometheus package")
-        require_free_port("Prometheus", self.s.host, self.s.prometheus_port)
         self.configure()
-        spawn(
-            [
-                binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
-                f"--web.listen-address={self.s.host}:{self.s.prometheus_port}",
-                "--storage.tsdb.retention.time=7d",
-            ],
-            self.pidfile, self.log,
+        self.launch(
+            [binary, f"--config.file={self.config}", f"--storage.tsdb.path={self.dir / 'data'}",
+             f"--web.listen-address={self.s.host}:{self.s.prometheus_port}", "--storage.tsdb.retention.time=7d"],
+            {"Prometheus": self.s.prometheus_port}, 60,
         )
-        wait_until("Prometheus", self.healthy, 60, self.log)
-
-    def stop(self) -> bool:
-        return stop(self.pidfile)
 
     def healthy(self) -> bool:
         return bool(pid_of(self.pidfile)) and httpx.get(f"{self.s.prometheus_url}/-/ready", timeout=3).status_code == 200

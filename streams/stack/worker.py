@@ -5,32 +5,18 @@ import sys
 
 import httpx
 
-from streams.config import Settings
-from streams.stack.process import pid_of, require_free_port, spawn, stop, wait_until
+from streams.stack.process import BackgroundPart, pid_of
 
 
-class FaustWorker:
+class FaustWorker(BackgroundPart):
     name = "worker"
-
-    def __init__(self, settings: Settings):
-        self.s = settings
-        self.pidfile = settings.run_dir / "worker.pid"
-        self.log = settings.log_dir / "worker.log"
+    label = "the Faust worker"
+    stop_timeout = 30.0
 
     def start(self) -> None:
-        if pid_of(self.pidfile):
-            return
-        require_free_port("worker metrics", self.s.host, self.s.metrics_port)
-        require_free_port("worker web", self.s.host, self.s.worker_web_port)
-        spawn(
-            [sys.executable, "-m", "streams.cli", "worker"],
-            self.pidfile, self.log,
-            env={"Q2C_HOME": str(self.s.home_dir), "PYTHONUNBUFFERED": "1"},
-        )
-        wait_until("the Faust worker", self.healthy, 120, self.log)
-
-    def stop(self) -> bool:
-        return stop(self.pidfile, timeout=30)
+        self.launch([sys.executable, "-m", "streams.cli", "worker"],
+                    {"worker metrics": self.s.metrics_port, "worker web": self.s.worker_web_port}, 120,
+                    env={"Q2C_HOME": str(self.s.home_dir), "PYTHONUNBUFFERED": "1"})
 
     def health(self) -> dict:
         return httpx.get(f"http://{self.s.host}:{self.s.metrics_port}/health", timeout=3).json()
