@@ -91,9 +91,9 @@ class KafkaBroker(BackgroundPart):
             "log.segment.bytes=67108864\n"
         )
         if not (self.dir / "data" / "meta.properties").exists():
-            cluster_id = _kafka_uuid()
+            cluster_id = _kafka_uuid()  # may start with "-": passed as --cluster-id=<id>
             result = subprocess.run(
-                _java(s, "256m", "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(self.props)),
+                _java(s, "256m", "kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}", "--config", str(self.props)),
                 capture_output=True, text=True,
             )
             if result.returncode != 0:

@@ -90,3 +90,34 @@ def test_consume_prints_canonical_events_as_json_lines(stack, firm, ids):
     records = [json.loads(line) for line in result.stdout.splitlines()]
     mine = [r for r in records if r["key"] == f"Q-C{n}"]
     assert mine and mine[-1]["type"] == "contract" and mine[-1]["value"]["contract_value"] == "3000.00"
+
+
+def test_a_source_column_added_or_dropped_mid_stream(stack, firm, psa, ids):
+    """The firm's DBA changes a captured table while the sync runs: an added column is carried
+    along and ignored; a dropped optional column is read as absent; a dropped required one sends
+    the rows to the dead-letter topic with the missing field named, and processing goes on."""
+    n = ids()
+    number = f"Q-X{n}"
+    firm.account(n)
+    firm.quote(n, n, number, "time_and_materials", "2026-01-01", "2026-12-31")
+    firm.line(n * 10 + 1, n, 1, "role_rate", qty="100", price="100", role="CONS")
+    firm.line(n * 10 + 2, n, 2, "expense_allowance", price="1000")
+    firm.approve(n)
+    pid = psa.project_of(number)["id"]
+    psa.resource(n)
+    firm.psa.run("alter table psa.expense_line add column if not exists approver_note text")
+    firm.psa.run("alter table psa.expense_line drop column if exists receipt_id")
+    psa.expense(n, pid, n, "100.00")
+    event = eventually(lambda: firm.erp.one("select * from erp_inbound.billing_event where source_ref = %s", f"psa.expense_line:{n}"))
+    assert event["status"] == "ready" and event["amount"] == 100
+    firm.psa.run("alter table psa.assignment rename column role_code to role_cd")
+    try:
+        firm.psa.run("insert into psa.assignment (id, project_id, resource_id, role_cd, planned_hours, start_date, end_date)"
+                     " values (%s, %s, %s, 'CONS', 10, '2026-01-01', '2026-12-31')", n, pid, n)
+        letter = eventually(lambda: [d for d in letters() if d["key"] == f'{{"id":{n}}}' and d["source_topic"] == "psa.psa.assignment"],
+                            what="the assignment without role_code dead-lettered")[0]
+        assert letter["reason"] == "invalid_row" and "role_code" in letter["error"]
+    finally:
+        firm.psa.run("alter table psa.assignment rename column role_cd to role_code")
+    psa.expense(n + 1, pid, n, "50.00")  # processing goes on
+    eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where source_ref = %s", f"psa.expense_line:{n + 1}"))
