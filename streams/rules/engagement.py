@@ -162,12 +162,12 @@ def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> E
     desired: dict[str, BillingEvent] = {}
     for item in out.schedule.values():
         if item.status in ("eligible", "billed"):
-            event = _schedule_event(view, contract_no, trace, item, entries[item.schedule_key], invoiced)
+            event = _schedule_event(view, contract_no, trace, item, entries[item.schedule_key])
             desired[event.billing_event_id] = event
     if current_quote.commercial_model == "time_and_materials" and view.project is not None:
-        desired.update(_time_events(view, contract_no, trace, revisions, currency, invoiced))
+        desired.update(_time_events(view, contract_no, trace, revisions, currency))
     if view.project is not None:
-        desired.update(_expense_events(view, contract_no, trace, revisions[-1], currency, invoiced))
+        desired.update(_expense_events(view, contract_no, trace, revisions[-1], currency))
         out.costs = _costs(view, contract_no, trace)
     out.events = _settle(desired, previous, invoiced)
     if previous:
@@ -226,7 +226,7 @@ def _event(view, *, event_id, contract_no, trace, event_type, source_system, sou
     )
 
 
-def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: ScheduleEntry, invoiced) -> BillingEvent:
+def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: ScheduleEntry) -> BillingEvent:
     kind = item.schedule_key.split(":", 1)[0]
     if kind == "MS":
         milestone = _milestone(view, item.schedule_key[3:])
@@ -244,7 +244,7 @@ def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: Schedul
     )
 
 
-def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revision], currency, invoiced) -> dict[str, BillingEvent]:
+def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revision], currency) -> dict[str, BillingEvent]:
     current_quote, _ = revisions[-1]
     budget = not_to_exceed(revisions[-1])
     running = Decimal("0.00")
@@ -286,7 +286,7 @@ def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revis
     return events
 
 
-def _expense_events(view: EngagementView, contract_no, trace, current: Revision, currency, invoiced) -> dict[str, BillingEvent]:
+def _expense_events(view: EngagementView, contract_no, trace, current: Revision, currency) -> dict[str, BillingEvent]:
     cap = expense_cap(current)
     running = Decimal("0.00")
     events: dict[str, BillingEvent] = {}

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 from streams.canonical.models import (
-    Canonical, Client, Invoice, InvoiceLine, Project, Quote,
+    Canonical, Client, Invoice, Project, Quote,
 )
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping, all_mappings

@@ -13,13 +13,13 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
 from typing import Callable, MutableMapping
 
-from streams.canonical.models import BillingEvent, Canonical, Contract, ProjectCost, Receivable, ScheduleItem
+from streams.canonical.models import BillingEvent, Canonical, Contract, ProjectCost, ScheduleItem
 from streams.capture.envelope import RowChange
 from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
 from streams.rules.engagement import EngagementOutputs, EngagementView, ProjectProvision, derive
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
-from streams.state.mirror import Applied, SourceMirror
+from streams.state.mirror import SourceMirror
 from streams.state.views import account_invoices, engagement_view, invoice_inputs
 
 

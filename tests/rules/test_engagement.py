@@ -1,5 +1,5 @@
 """The engagement rules of RULES.md, on canonical models (no I/O)."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 from hypothesis import given, settings, strategies as st

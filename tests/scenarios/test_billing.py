@@ -6,7 +6,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.sources import eventually, settle
+from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
 
