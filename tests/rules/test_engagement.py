@@ -223,3 +223,27 @@ def test_a_reversal_cancels_its_event_exactly(before):
     for eid, event in billed.events.items():
         rev = gone.events[f"{eid}:REV"]
         assert rev.amount + event.amount == 0 and rev.quantity + event.quantity == 0
+
+
+def test_tax_is_the_rate_valid_on_the_service_date_and_a_rate_added_later_releases_the_hold():
+    from streams.rules.tax import rate_on
+
+    rates = [tax(rate="17.5", valid_from=date(2000, 1, 1), valid_to=date(2010, 12, 31)), tax(rate="20", valid_from=date(2011, 1, 1))]
+    assert rate_on(rates, "STD", "GB", date(2010, 12, 31)) == D("17.5")
+    assert rate_on(rates, "STD", "GB", date(2011, 1, 1)) == D("20")
+    assert rate_on(rates, "STD", "DE", date(2011, 1, 1)) is None
+    held = derive(tm_view([time_entry(1)], tax_rates=[]))
+    (event,) = held.events.values()
+    assert event.hold_reason == "no_tax_rate" and event.tax_amount is None
+    released = derive(tm_view([time_entry(1)], tax_rates=[tax(rate="20")]), held)
+    assert released.events[event.billing_event_id].status == "ready"
+    assert released.events[event.billing_event_id].tax_amount == D("216.00")  # 8 h × 135 × 20 %
+
+
+def test_retainer_months_become_billable_as_their_periods_open():
+    q = quote(model="retainer", start=date(2026, 12, 10), end=date(2027, 12, 31))
+    out = derive(view([q], [line(1, "retainer_fee", qty="3", price="2000")], project=project(),
+                      periods={"202612": period("202612"), "202701": period("202701", status="C"), "202702": period("202702", status="F")}))
+    assert {k: i.status for k, i in out.schedule.items()} == {"RT:1:202612": "eligible", "RT:1:202701": "eligible", "RT:1:202702": "planned"}
+    assert sorted(out.events) == ["RT:Q-1:1:202612", "RT:Q-1:1:202701"]
+    assert out.contract.contract_value == D("6000.00")
