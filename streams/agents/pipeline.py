@@ -3,6 +3,7 @@ dead letters → ERP, PSA and CRM sinks → ledger."""
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from datetime import datetime, timezone
@@ -29,6 +30,8 @@ class CapturePipeline(BatchHandler):
         self.mirror = SourceMirror()
         self.processor = Processor(self.mirror, ledger_table)
         self.loaded = False
+        self.replay_target = settings.run_dir / "replay-target.json"
+        self.rebuild_until: dict[tuple[str, int], int] = {}
 
     def ready(self) -> None:
         """After Faust restored the tables: rebuild the mirror from its table."""
@@ -39,6 +42,12 @@ class CapturePipeline(BatchHandler):
                 self.mirror.load(ref, doc)
                 count += 1
         self.loaded = True
+        if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
+            target = json.loads(self.replay_target.read_text())
+            self.rebuild_until = {(t["topic"], t["partition"]): t["end"] for t in target if t["end"] > 0}
+            log.info("replay: rebuilding the mirror up to %d partitions' end offsets before deriving", len(self.rebuild_until))
+            if not self.rebuild_until:
+                self.replay_target.unlink()
         metrics.HEALTH.set("running")
         log.info("mirror rebuilt from its table: %d rows in %.2fs", count, time.monotonic() - started)
 
@@ -61,7 +70,19 @@ class CapturePipeline(BatchHandler):
             if change is not None:
                 metrics.CHANGES.labels(change.table_id, change.op).inc()
                 changes.append(change)
-        result = self.processor.process(changes)
+        rebuilding = bool(self.rebuild_until)
+        result = self.processor.process(changes, derive_outputs=not rebuilding)
+        if rebuilding:
+            for event in events:
+                key = (event.message.topic, event.message.partition)
+                if key in self.rebuild_until and event.message.offset + 1 >= self.rebuild_until[key]:
+                    del self.rebuild_until[key]
+            if self.rebuild_until:
+                result.canonical.clear()
+            else:  # caught up with where the replay started: derive everything once
+                log.info("replay: mirror rebuilt; deriving every engagement, invoice and account")
+                result.canonical.clear()
+                self.processor.sweep(result)
         for rejected in result.rejected:
             p = rejected.change.provenance
             letters.append((by_offset.get((p.topic, p.partition, p.offset)), rejected.reason, rejected.error, rejected.change.position))
@@ -70,6 +91,8 @@ class CapturePipeline(BatchHandler):
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(self._sink, result)
         self.processor.commit(result)
+        if rebuilding and not self.rebuild_until:
+            self.replay_target.unlink(missing_ok=True)
         stamps = [c.committed_at for c in changes if c.committed_at]
         if stamps:
             metrics.LAG.set((datetime.now(timezone.utc) - max(stamps)).total_seconds())

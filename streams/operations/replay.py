@@ -1,16 +1,19 @@
 """``q2c replay --yes``: re-process every retained change event from the start.
 
-The worker is stopped, its offsets on the source topics are set back to the start, its state
-tables (mirror and ledger changelogs) are deleted, and it is started again: it rebuilds the mirror
-from the first retained change and derives every row again. The sinks' upserts write only rows
-that differ, so the ERP, PSA, CRM and warehouse end exactly as they were (the warehouse loader
-keeps its offsets: it loads only what the replay publishes)."""
+The worker is stopped, its offsets on the source topics are set back to the start and its mirror
+is deleted; the end offsets of that moment are left for it in ``run/replay-target.json``. Started
+again, it rebuilds the mirror from the first retained change up to those offsets without writing
+anything (re-deriving at every step would write the states in between, in whatever order the
+topics interleave), then derives every engagement, invoice and account once, against the ledger
+of what was written. The sinks get only real differences, so the ERP, PSA, CRM and warehouse end
+exactly as they were unless the rules changed; the warehouse loader keeps its offsets."""
 from __future__ import annotations
 
+import json
 import shutil
 import time
 
-from confluent_kafka import ConsumerGroupTopicPartitions, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.agents.topics import APP_ID, CHANGELOGS, source_topics
@@ -33,13 +36,23 @@ def replay_everything(stack: Stack, say=print) -> None:
             if attempt == 89:
                 raise
             time.sleep(1)
+    ends = []
+    reader = Consumer({**settings.kafka_client_config(), "group.id": f"{APP_ID}-replay", "log_level": 0})
+    try:
+        for tp in rewind:
+            ends.append({"topic": tp.topic, "partition": tp.partition,
+                         "end": reader.get_watermark_offsets(tp, timeout=10)[1]})
+    finally:
+        reader.close()
+    settings.run_dir.mkdir(parents=True, exist_ok=True)
+    (settings.run_dir / "replay-target.json").write_text(json.dumps(ends))
     existing = set(metadata)
-    doomed = [t for t in CHANGELOGS if t in existing]
+    doomed = [t for t in CHANGELOGS if t in existing and "mirror" in t]
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()
         while set(doomed) & set(admin.list_topics(timeout=10).topics):
             time.sleep(0.5)
-    shutil.rmtree(settings.home_dir / "faust", ignore_errors=True)
+    shutil.rmtree(settings.home_dir / "faust", ignore_errors=True)  # local table state; the ledger restores from its changelog
     say("state deleted; starting the worker to re-process from the first retained change")
     stack.worker.start()

@@ -85,7 +85,9 @@ class Processor:
         self.ledger = ledger
         self.today = today
 
-    def process(self, changes: list[RowChange]) -> BatchResult:
+    def process(self, changes: list[RowChange], derive_outputs: bool = True) -> BatchResult:
+        """Apply ``changes``; derive what they touched unless ``derive_outputs`` is False (a
+        replay rebuilds the mirror first and derives everything once, with ``sweep``)."""
         result = BatchResult()
         engagements: set[str] = set()
         invoices: set[str] = set()
@@ -100,6 +102,8 @@ class Processor:
                 continue
             result.applied += 1
             result.mirror_writes[applied.ref] = applied.persisted()
+            if not derive_outputs:
+                continue
             e, i, a = self.mirror.touched(applied)
             contract = next(iter(e)) if len(e) == 1 else None
             result.canonical.append(CanonicalEvent(
@@ -112,6 +116,17 @@ class Processor:
         for inv_no in sorted(invoices):
             self._invoice(inv_no, result)
         for account_id in sorted(accounts):
+            self._account(account_id, result)
+        return result
+
+    def sweep(self, result: BatchResult | None = None) -> BatchResult:
+        """Derive every engagement, invoice and account of the mirror against the ledger."""
+        result = result or BatchResult()
+        for contract in sorted(self.mirror.contracts()):
+            self._engagement(contract, result)
+        for invoice in sorted(i.inv_no for i in self.mirror.all("finance.ar_invoice_hdr")):
+            self._invoice(invoice, result)
+        for account_id in sorted(a.id for a in self.mirror.all("crm.account")):
             self._account(account_id, result)
         return result
 

@@ -26,9 +26,10 @@ def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
     margin = eventually(lambda: wh.one("select * from dw.margin_by_engagement where contract_number = %s and cost = 560", number),
                         what="margin with every cost")
     assert (margin["ready_revenue"], margin["billed_revenue"], margin["margin"]) == (D("800.00"), None or D("0"), D("240.00"))
-    util = eventually(lambda: wh.one("select * from dw.weekly_utilisation where employee_no = %s", f"E{n}"))
+    util = eventually(lambda: wh.one("select * from dw.weekly_utilisation where employee_no = %s and approved_hours = 14", f"E{n}"),
+                      what="utilisation with every approved entry loaded")
     assert (util["billable_hours"], util["approved_hours"], util["utilisation_pct"]) == (D("12.00"), D("14.00"), D("30.0"))
-    held = eventually(lambda: wh.one("select * from dw.leakage_on_hold where contract_number = %s", number))
+    held = eventually(lambda: wh.one("select * from dw.leakage_on_hold where contract_number = %s", number), what="the held event")
     assert (held["hold_reason"], held["events"], held["amount"]) == ("over_budget", 1, D("400.00"))
     leaks = wh.rows("select source_ref from dw.leakage_unbilled_work where contract_number = %s", number)
     assert leaks == [{"source_ref": f"psa.timesheet_entry:{n + 1}"}]
