@@ -44,9 +44,24 @@ class BatchHandler:
                     await self.process([event])
                 except Exception as exc:  # noqa: BLE001
                     log.exception("event %s:%s:%s failed", event.message.topic, event.message.partition, event.message.offset)
-                    await asyncio.to_thread(self.dead_letter, [(event, "processing_error", f"{type(exc).__name__}: {exc}", None)])
+                    await self._dead_letter_until_delivered([(event, "processing_error", f"{type(exc).__name__}: {exc}", None)])
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(events))
+
+    async def _dead_letter_until_delivered(self, letters) -> None:
+        """The last line of defence may not fail either: wait (degraded) until Kafka takes it."""
+        attempt = 0
+        while True:
+            try:
+                await asyncio.to_thread(self.dead_letter, letters)
+                if attempt:
+                    metrics.HEALTH.set("running")
+                return
+            except Exception:  # noqa: BLE001
+                attempt += 1
+                metrics.HEALTH.set("degraded", "the dead-letter topic is unreachable; retrying")
+                log.exception("dead letter not delivered; retry %d", attempt)
+                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
 
     # --- Kafka -------------------------------------------------------------------------------
 
