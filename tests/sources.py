@@ -57,7 +57,7 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condi
     raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
 
 
-def settle(erp: Db, seconds: float = 4) -> None:
+def settle(seconds: float = 4) -> None:
     """Wait long enough for a change that should produce nothing to have been processed."""
     time.sleep(seconds)
 

@@ -77,11 +77,8 @@ class CapturePipeline(BatchHandler):
                 key = (event.message.topic, event.message.partition)
                 if key in self.rebuild_until and event.message.offset + 1 >= self.rebuild_until[key]:
                     del self.rebuild_until[key]
-            if self.rebuild_until:
-                result.canonical.clear()
-            else:  # caught up with where the replay started: derive everything once
+            if not self.rebuild_until:  # caught up with where the replay started: derive everything once
                 log.info("replay: mirror rebuilt; deriving every engagement, invoice and account")
-                result.canonical.clear()
                 self.processor.sweep(result)
         for rejected in result.rejected:
             p = rejected.change.provenance

@@ -36,7 +36,6 @@ EVENT_TYPES: dict[str, type[m.Canonical]] = {
     "contract": m.Contract, "schedule_item": m.ScheduleItem, "billing_event": m.BillingEvent,
     "project_cost": m.ProjectCost, "receivable": m.Receivable,
 }
-DERIVED = ("contract", "schedule_item", "billing_event", "project_cost", "receivable")
 MONEY_SCALE = {"rate_pct": 3, "tax_rate_pct": 3}
 
 

@@ -60,13 +60,7 @@ class TableMapping:
 
 
 def mapping_for(change: RowChange) -> TableMapping | None:
-    from streams.capture import crm, finance, psa
-
-    for source in (crm, psa, finance):
-        found = source.TABLES.get(change.table_id)
-        if found:
-            return found
-    return None
+    return all_mappings().get(change.table_id)
 
 
 def all_mappings() -> dict[str, TableMapping]:

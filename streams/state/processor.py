@@ -137,7 +137,8 @@ class Processor:
 
     def _engagement(self, contract: str, result: BatchResult) -> None:
         key = f"eng:{contract}"
-        previous = _load(self.ledger.get(key))
+        stored = self.ledger.get(key)
+        previous = _load(stored)
         view = engagement_view(self.mirror, contract)
         outputs = derive(view, previous)
         old = previous or EngagementOutputs()
@@ -158,8 +159,8 @@ class Processor:
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
         doc = _dump(outputs)
-        doc["linked"] = self._link(contract, view, (self.ledger.get(key) or {}).get("linked", []), result)
-        if doc != (self.ledger.get(key) or None):
+        doc["linked"] = self._link(contract, view, (stored or {}).get("linked", []), result)
+        if doc != (stored or None):
             result.ledger_writes[key] = doc
 
     def _link(self, contract: str, view: EngagementView, linked_before: list[str], result: BatchResult) -> list[str]:

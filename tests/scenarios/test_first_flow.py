@@ -44,7 +44,7 @@ def test_an_approved_quote_becomes_a_contract_and_its_schedule(stack, firm, ids)
     assert project["status"] == "active"
     milestones = firm.psa.rows("select milestone_code, status from psa.milestone where project_id = %s", project["id"])
     assert milestones == [{"milestone_code": "GO-LIVE", "status": "planned"}]
-    settle(firm.erp)
+    settle()
     assert firm.psa.one("select count(*) as n from psa.project where crm_quote_number = %s", number)["n"] == 1
 
 
