@@ -109,6 +109,26 @@ def replay(yes: bool) -> None:
     click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
 
 
+@main.group()
+def schemas() -> None:
+    """The canonical Avro schemas and the schema registry."""
+
+
+@schemas.command("register")
+def schemas_register() -> None:
+    """Register every canonical schema in the configured registry (Q2C_SCHEMA_REGISTRY_URL), under
+    the subject ``<topic>-value``; the registry refuses a version that breaks compatibility."""
+    from streams.canonical.wire import CanonicalWire
+
+    try:
+        ids = CanonicalWire.from_settings(load()).register_all()
+    except Exception as exc:  # noqa: BLE001 - no registry, refused, unreachable: say which
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+    for subject, schema_id in ids.items():
+        click.echo(f"{subject}\t{schema_id}")
+
+
 @main.command()
 @click.option("--json", "as_json", is_flag=True)
 def reconcile(as_json: bool) -> None:

@@ -44,6 +44,13 @@ class Settings(BaseSettings):
     kafka_sasl_username: str | None = None
     kafka_sasl_password: SecretStr | None = None
     kafka_ssl_cafile: str | None = None
+    # A Confluent-compatible schema registry (Confluent, Apicurio's /apis/ccompat/v7, Karapace):
+    # set, canonical events are written in Confluent's wire format; unset, in Avro single-object
+    # encoding with schemas/ as the registry. Either is read whatever is set.
+    schema_registry_url: str | None = None
+    schema_registry_basic_auth: SecretStr | None = None  # "user:password"
+    schema_registry_ca_file: str | None = None
+    schema_registry_auto_register: bool = True
     topic_partitions: int = 1
     batch_size: int = 2000
     batch_within_s: float = 0.2

@@ -12,6 +12,7 @@ from typing import Any, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.canonical import avro
+from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, UndecodableEvent, decode
 from streams.config import Settings
 from streams.sinks import crm as crm_sink
@@ -29,6 +30,7 @@ class CapturePipeline(BatchHandler):
         self.mirror_table = mirror_table
         self.mirror = SourceMirror()
         self.processor = Processor(self.mirror, ledger_table)
+        self.wire = CanonicalWire.from_settings(settings)
         self.loaded = False
         self.replay_target = settings.run_dir / "replay-target.json"
         self.rebuild_until: dict[tuple[str, int], int] = {}
@@ -102,7 +104,7 @@ class CapturePipeline(BatchHandler):
                 headers.append(("q2c.ref", event.ref))
             if event.contract:
                 headers.append(("q2c.contract", event.contract))
-            value = avro.encode(event.event_type, event.model) if event.model is not None else None
+            value = self.wire.encode(event.event_type, event.model) if event.model is not None else None
             producer.produce(avro.topic_of(event.event_type), key=event.key.encode(), value=value, headers=headers)
             metrics.CANONICAL.labels(event.event_type).inc()
         self.dead_letter(letters, flush=False)

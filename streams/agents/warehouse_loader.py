@@ -7,11 +7,16 @@ from typing import Any
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.canonical import avro
+from streams.canonical.wire import CanonicalWire
 from streams.sinks import warehouse
 
 
 class WarehouseLoader(BatchHandler):
     schema_ready = False
+
+    def __init__(self, settings):
+        super().__init__(settings)
+        self.wire = CanonicalWire.from_settings(settings)
 
     async def process(self, events: list[Any]) -> None:
         loads: list[warehouse.Load] = []
@@ -22,7 +27,7 @@ class WarehouseLoader(BatchHandler):
             try:
                 record = None
                 if event.value is not None:
-                    event_type, record = avro.decode(event.value)
+                    event_type, record = self.wire.decode(event.value, event.message.topic)
             except avro.UnknownSchema as exc:
                 letters.append((event, "undecodable", str(exc), None))
                 continue

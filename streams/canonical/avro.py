@@ -1,7 +1,7 @@
 """Avro for canonical events: the schemas in ``schemas/`` are the registry.
 
-Wire formats: Avro single-object encoding (``C3 01`` + CRC-64-AVRO fingerprint + body) when no
-schema registry is configured; Confluent's wire format (``00`` + schema id + body) is decoded too.
+This module is the registry-free encoding: Avro single-object encoding (``C3 01`` + CRC-64-AVRO
+fingerprint + body). ``streams.canonical.wire`` chooses between it and Confluent's wire format.
 """
 from __future__ import annotations
 
@@ -115,17 +115,13 @@ class UnknownSchema(ValueError):
     pass
 
 
-def decode(payload: bytes, registry_lookup=None) -> tuple[str | None, dict]:
-    """(event type, record) from single-object or Confluent-framed Avro."""
+def decode(payload: bytes) -> tuple[str, dict]:
+    """(event type, record) from single-object encoded Avro."""
     if payload[:2] == SINGLE_OBJECT_MAGIC:
         event_type = _by_fingerprint().get(payload[2:10])
         if event_type is None:
             raise UnknownSchema(f"no schema in schemas/ has fingerprint {payload[2:10].hex()}")
         return event_type, fastavro.schemaless_reader(io.BytesIO(payload[10:]), parsed(event_type), parsed(event_type))
-    if payload[:1] == b"\x00" and registry_lookup is not None:
-        schema_id = struct.unpack(">I", payload[1:5])[0]
-        event_type, schema = registry_lookup(schema_id)
-        return event_type, fastavro.schemaless_reader(io.BytesIO(payload[5:]), fastavro.parse_schema(schema))
     raise UnknownSchema("neither Avro single-object encoding nor Confluent wire format")
 
 

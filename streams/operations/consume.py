@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Iterator
 
 from streams.canonical import avro
+from streams.canonical.wire import CanonicalWire
 from streams.config import Settings
 from streams.operations.kafka_io import read_all
 
@@ -22,6 +23,7 @@ def _default(value):
 
 
 def lines(settings: Settings, topic: str, follow: bool = False, limit: int | None = None) -> Iterator[str]:
+    wire = CanonicalWire.from_settings(settings)
     for count, msg in enumerate(read_all(settings, topic, follow=follow)):
         if limit is not None and count >= limit:
             return
@@ -29,7 +31,7 @@ def lines(settings: Settings, topic: str, follow: bool = False, limit: int | Non
         record: object
         event_type = None
         try:
-            event_type, record = avro.decode(raw) if raw else (None, None)
+            event_type, record = wire.decode(raw, msg.topic()) if raw else (None, None)
         except avro.UnknownSchema:
             try:
                 record = json.loads(raw)

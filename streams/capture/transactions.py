@@ -1,0 +1,94 @@
+"""Source transactions: apply a transaction's changes together, never half of it.
+
+Debezium writes each change of a source transaction to its table's topic, and BEGIN/END markers
+(``provide.transaction.metadata``) to ``<database>.transaction``; END says how many events each
+table got. Topics are read in no particular interleaving, so without this a quote approved in the
+same transaction as its lines could be derived before the lines arrive: a contract worth 0 would
+reach the ERP for a moment. ``TransactionBuffer`` holds a transaction's changes until END and all
+the events it counts have arrived (in any order), then releases them together.
+
+A transaction whose END or events do not all arrive within ``overdue_after`` seconds is released
+as it is (``release_overdue``): the rows are right once the rest arrives, as before; holding them
+for ever would be worse. Pure: no I/O; the clock is passed in.
+"""
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from streams.capture.envelope import RowChange
+
+
+@dataclass(frozen=True)
+class TransactionEnd:
+    """A transaction's END marker: how many events each captured table got."""
+    source: str
+    tx: str
+    events_by_table: dict[str, int]
+
+
+@dataclass
+class OpenTransaction:
+    first_seen: float
+    changes: dict[Any, RowChange] = field(default_factory=dict)  # by where the change was read
+    expected: int | None = None                                  # from END, when it has come
+
+
+def change_id(change: RowChange) -> Any:
+    """Identity of a change, so one delivered twice (at-least-once) counts once."""
+    p = change.provenance
+    return (p.topic, p.partition, p.offset) if p is not None else (change.table_id, repr(sorted(change.key.items())), change.position)
+
+
+class TransactionBuffer:
+    def __init__(self, captured_tables: Iterable[str], overdue_after: float = 60.0, remember: int = 100_000):
+        self.captured = set(captured_tables)
+        self.overdue_after = overdue_after
+        self.open: dict[tuple[str, str], OpenTransaction] = {}
+        # transactions already released: a change or END delivered again after a restart passes through
+        self.closed: OrderedDict[tuple[str, str], None] = OrderedDict()
+        self.remember = remember
+
+    def offer(self, item: RowChange | TransactionEnd, now: float) -> list[RowChange]:
+        """Take a change or an END marker; return the changes that may be applied now."""
+        if isinstance(item, TransactionEnd):
+            key = (item.source, item.tx)
+            if key in self.closed:
+                return []
+            expected = sum(n for table, n in item.events_by_table.items() if table in self.captured)
+            held = self.open.setdefault(key, OpenTransaction(now))
+            held.expected = expected
+            return self._release_if_complete(key)
+        if item.transaction is None:  # a snapshot read, a tombstone: not part of a transaction
+            return [item]
+        key = (item.source, item.transaction)
+        if key in self.closed:
+            return [item]
+        held = self.open.setdefault(key, OpenTransaction(now))
+        held.changes[change_id(item)] = item
+        return self._release_if_complete(key)
+
+    def release_overdue(self, now: float) -> list[RowChange]:
+        """Give up waiting for transactions open longer than ``overdue_after``."""
+        released: list[RowChange] = []
+        for key in [k for k, t in self.open.items() if now - t.first_seen >= self.overdue_after]:
+            released.extend(self._close(key))
+        return released
+
+    def holding(self, change: RowChange) -> bool:
+        key = (change.source, change.transaction)
+        return key in self.open and change_id(change) in self.open[key].changes
+
+    def _release_if_complete(self, key: tuple[str, str]) -> list[RowChange]:
+        held = self.open[key]
+        if held.expected is None or len(held.changes) < held.expected:
+            return []
+        return self._close(key)
+
+    def _close(self, key: tuple[str, str]) -> list[RowChange]:
+        held = self.open.pop(key)
+        self.closed[key] = None
+        while len(self.closed) > self.remember:
+            self.closed.popitem(last=False)
+        return sorted(held.changes.values(), key=lambda c: c.position)
