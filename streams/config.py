@@ -53,6 +53,8 @@ class Settings(BaseSettings):
     schema_registry_auto_register: bool = True
     topic_partitions: int = 1
     batch_size: int = 2000
+    # how long a source transaction is held waiting for all its changes before it is applied as it is
+    transaction_wait_s: float = 30.0
     batch_within_s: float = 0.2
 
     @cached_property

@@ -57,6 +57,15 @@ def eventually(check: Callable[[], Any], timeout: float = 60, what: str = "condi
     raise AssertionError(f"{what} not reached within {timeout}s; last: {last!r}")
 
 
+def crash_worker(stack) -> None:
+    """``kill -9`` the worker, as a crash would, and start it again."""
+    from streams.stack.process import kill_hard
+
+    kill_hard(stack.worker.pidfile)
+    time.sleep(2)  # its listening ports are released
+    stack.worker.start()
+
+
 def settle(seconds: float = 4) -> None:
     """Wait long enough for a change that should produce nothing to have been processed."""
     time.sleep(seconds)

@@ -1,15 +1,16 @@
 """The Faust app: one agent reads every Debezium topic in batches and hands each batch to the
 ``Pipeline`` (decode → mirror → rules → canonical topics → sinks → ledger).
 
-State lives in two changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN)
-and ``q2c-ledger`` (what was written per engagement, invoice and account).
+State lives in changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN),
+``q2c-ledger`` (what was written per engagement, invoice and account) and
+``q2c-open-transactions`` (changes of source transactions not yet complete).
 """
 from __future__ import annotations
 
 import faust
 
 from streams.agents.pipeline import CapturePipeline
-from streams.agents.topics import APP_ID, canonical_topics, source_topics
+from streams.agents.topics import APP_ID, LEDGER, MIRROR, OPEN_TRANSACTIONS, canonical_topics, source_topics
 from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import faust_credentials, load
 
@@ -34,10 +35,11 @@ app = faust.App(
 
 changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
-mirror_table = app.Table("q2c-mirror", default=None, partitions=settings.topic_partitions, use_partitioner=True)
-ledger_table = app.Table("q2c-ledger", default=None, partitions=settings.topic_partitions, use_partitioner=True)
+mirror_table, ledger_table, open_transactions_table = (
+    app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True)
+    for name in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
 
-pipeline = CapturePipeline(settings, mirror_table, ledger_table)
+pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table)
 loader = WarehouseLoader(settings)
 
 canonical_topic = app.topic(*canonical_topics(), key_type=bytes, value_type=bytes,
@@ -54,6 +56,13 @@ async def capture(stream):
 async def load_warehouse(stream):
     async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
         await loader.handle(events)
+
+
+@app.timer(interval=2.0)
+async def release_overdue_transactions() -> None:
+    """A source transaction that stays incomplete is applied as it is after Q2C_TRANSACTION_WAIT_S,
+    even when no new event arrives to trigger a batch."""
+    await pipeline.release_overdue()
 
 
 @app.timer(interval=1.0)

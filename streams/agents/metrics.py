@@ -16,6 +16,9 @@ BATCH_SECONDS = Histogram("q2c_batch_seconds", "Time to process one batch end to
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BATCH_SIZE = Histogram("q2c_batch_events", "Change events per batch", buckets=(1, 10, 100, 500, 1000, 2000, 5000))
 DEGRADED = Gauge("q2c_worker_degraded", "1 while a sink is failing and the worker waits to retry")
+OPEN_TRANSACTIONS = Gauge("q2c_open_source_transactions", "Source transactions held until all their changes arrived")
+INCOMPLETE_TRANSACTIONS = Counter("q2c_incomplete_transactions_total",
+                                  "Source transactions released before all their changes arrived (waited too long)")
 LAG = Gauge("q2c_source_lag_seconds", "Seconds between a source commit and its processing (last batch)")
 
 

@@ -1,5 +1,6 @@
-"""The capture agent's batch: decode → mirror and rules (``Processor``) → canonical topics and
-dead letters → ERP, PSA and CRM sinks → ledger."""
+"""The capture agent's batch: decode → hold each source transaction until it is complete →
+mirror and rules (``Processor``) → canonical topics and dead letters → ERP, PSA and CRM sinks →
+ledger."""
 from __future__ import annotations
 
 import asyncio
@@ -7,13 +8,16 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
-from streams.capture.envelope import Provenance, RowChange, UndecodableEvent, decode
+from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
+from streams.capture.mapping import all_mappings
+from streams.capture.transactions import TransactionBuffer
 from streams.config import Settings
 from streams.sinks import crm as crm_sink
 from streams.sinks import erp as erp_sink
@@ -24,25 +28,63 @@ from streams.state.processor import BatchResult, Processor
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class HeldRecord:
+    """A source record held with its open transaction: enough to decode it again after a restart
+    and to dead-letter it with its origin, like a Faust event (``.message``, ``.key``, ``.value``)."""
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def message(self) -> "HeldRecord":
+        return self
+
+    @property
+    def table_key(self) -> str:
+        return f"change/{self.topic}/{self.partition}/{self.offset}"
+
+    def persisted(self) -> dict:
+        text = lambda b: b.decode("utf-8") if b is not None else None  # noqa: E731 - Debezium JSON is UTF-8
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "key": text(self.key), "value": text(self.value)}
+
+    @classmethod
+    def restored(cls, doc: dict) -> "HeldRecord":
+        raw = lambda t: t.encode("utf-8") if t is not None else None  # noqa: E731
+        return cls(doc["topic"], doc["partition"], doc["offset"], raw(doc["key"]), raw(doc["value"]))
+
+
 class CapturePipeline(BatchHandler):
-    def __init__(self, settings: Settings, mirror_table: MutableMapping, ledger_table: MutableMapping):
+    def __init__(self, settings: Settings, mirror_table: MutableMapping, ledger_table: MutableMapping,
+                 open_transactions_table: MutableMapping):
         super().__init__(settings)
         self.mirror_table = mirror_table
         self.mirror = SourceMirror()
         self.processor = Processor(self.mirror, ledger_table)
         self.wire = CanonicalWire.from_settings(settings)
+        self.transactions = TransactionBuffer(all_mappings(), overdue_after=settings.transaction_wait_s)
+        self.open_table = open_transactions_table
+        self.held: dict[tuple[str, int, int], HeldRecord] = {}  # records of open transactions, persisted
+        self.held_ends: set[tuple[str, str]] = set()            # their END markers, persisted
+        self.ready_to_apply: list[RowChange] = []               # released while restoring
+        self.lock = asyncio.Lock()
         self.loaded = False
         self.replay_target = settings.run_dir / "replay-target.json"
         self.rebuild_until: dict[tuple[str, int], int] = {}
+        self.sweep_pending = False
 
     def ready(self) -> None:
-        """After Faust restored the tables: rebuild the mirror from its table."""
+        """After Faust restored the tables: rebuild the mirror and the open transactions."""
         started = time.monotonic()
         count = 0
         for ref, doc in self.mirror_table.items():
             if doc is not None:
                 self.mirror.load(ref, doc)
                 count += 1
+        self._restore_open_transactions()
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
             target = json.loads(self.replay_target.read_text())
@@ -51,50 +93,137 @@ class CapturePipeline(BatchHandler):
             if not self.rebuild_until:
                 self.replay_target.unlink()
         metrics.HEALTH.set("running")
-        log.info("mirror rebuilt from its table: %d rows in %.2fs", count, time.monotonic() - started)
+        log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
+                 count, len(self.transactions.open), time.monotonic() - started)
+
+    def _restore_open_transactions(self) -> None:
+        now = time.monotonic()
+        for key, doc in list(self.open_table.items()):
+            if doc is None:
+                continue
+            if key.startswith("end/"):
+                item = TransactionEnd(doc["source"], doc["tx"], doc["events_by_table"])
+                self.held_ends.add((item.source, item.tx))
+            else:
+                record = HeldRecord.restored(doc)
+                item = decode(record.topic, record.key, record.value, Provenance(record.topic, record.partition, record.offset))
+                self.held[(record.topic, record.partition, record.offset)] = record
+            self.ready_to_apply.extend(self.transactions.offer(item, now))
 
     async def handle(self, events: list[Any]) -> None:
         if not self.loaded:
             self.ready()
         await super().handle(events)
 
+    async def release_overdue(self) -> None:
+        """Called by a timer: apply transactions that waited too long, even without new events."""
+        if self.loaded and (self.transactions.open or self.ready_to_apply):
+            await self.handle([])
+
     async def process(self, events: list[Any]) -> None:
-        changes: list[RowChange] = []
-        letters: list[tuple[Any, str, str, int | None]] = []
-        by_offset = {(e.message.topic, e.message.partition, e.message.offset): e for e in events}
-        for event in events:
-            msg = event.message
-            try:
-                change = decode(msg.topic, event.key, event.value, Provenance(msg.topic, msg.partition, msg.offset))
-            except UndecodableEvent as exc:
-                letters.append((event, "undecodable", str(exc), None))
-                continue
-            if change is not None:
-                metrics.CHANGES.labels(change.table_id, change.op).inc()
-                changes.append(change)
-        rebuilding = bool(self.rebuild_until)
-        result = self.processor.process(changes, derive_outputs=not rebuilding)
-        if rebuilding:
+        async with self.lock:  # the agent and the overdue timer share the mirror
+            await self._process(events)
+
+    async def _process(self, events: list[Any]) -> None:
+        records = {(e.message.topic, e.message.partition, e.message.offset): e for e in events}
+        changes, letters = self._take(events)
+        if letters:
+            await self._dead_letter_until_delivered(letters)
+        if self.rebuild_until:
             for event in events:
                 key = (event.message.topic, event.message.partition)
                 if key in self.rebuild_until and event.message.offset + 1 >= self.rebuild_until[key]:
                     del self.rebuild_until[key]
             if not self.rebuild_until:  # caught up with where the replay started: derive everything once
                 log.info("replay: mirror rebuilt; deriving every engagement, invoice and account")
-                self.processor.sweep(result)
-        for rejected in result.rejected:
-            p = rejected.change.provenance
-            letters.append((by_offset.get((p.topic, p.partition, p.offset)), rejected.reason, rejected.error, rejected.change.position))
+                self.sweep_pending = True
+            derive = False
+        else:
+            derive = True
+        try:
+            await self._apply(changes, records, derive, sweep=self.sweep_pending)
+        except Exception:  # noqa: BLE001 - find the change that fails; the others go through
+            log.exception("a batch of %d source changes failed; applying them one by one", len(changes))
+            for change in changes:
+                try:
+                    await self._apply([change], records, derive, sweep=False)
+                except Exception as exc:  # noqa: BLE001
+                    log.exception("a source change failed on its own")
+                    await self._dead_letter_until_delivered(
+                        [(self._record_of(change, records), "processing_error", f"{type(exc).__name__}: {exc}", change.position)])
+        self._forget_applied(changes)
+        stamps = [c.committed_at for c in changes if c.committed_at]
+        if stamps:
+            metrics.LAG.set((datetime.now(timezone.utc) - max(stamps)).total_seconds())
+
+    def _take(self, events: list[Any]) -> tuple[list[RowChange], list]:
+        """Decode the batch and pass it through the transaction buffer: (changes to apply now,
+        dead letters of undecodable records). Records that wait for their transaction are
+        persisted before the batch's offsets are committed."""
+        letters = []
+        changes, self.ready_to_apply = self.ready_to_apply, []
+        now = time.monotonic()
+        for event in events:
+            msg = event.message
+            where = (msg.topic, msg.partition, msg.offset)
+            try:
+                item = decode(msg.topic, event.key, event.value, Provenance(*where))
+            except UndecodableEvent as exc:
+                letters.append((event, "undecodable", str(exc), None))
+                continue
+            if item is None:
+                continue
+            if isinstance(item, RowChange):
+                metrics.CHANGES.labels(item.table_id, item.op).inc()
+            released = self.transactions.offer(item, now)
+            changes.extend(released)
+            if isinstance(item, RowChange) and self.transactions.holding(item) and where not in self.held:
+                record = HeldRecord(*where, event.key, event.value)
+                self.held[where] = record
+                self.open_table[record.table_key] = record.persisted()
+            elif isinstance(item, TransactionEnd) and (item.source, item.tx) in self.transactions.open:
+                self.held_ends.add((item.source, item.tx))
+                self.open_table[f"end/{item.source}/{item.tx}"] = {
+                    "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
+        overdue = self.transactions.release_overdue(now)
+        if overdue:
+            metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in overdue}))
+            log.warning("applying %d changes of source transactions still incomplete after %.0fs",
+                        len(overdue), self.transactions.overdue_after)
+        metrics.OPEN_TRANSACTIONS.set(len(self.transactions.open))
+        return changes + overdue, letters
+
+    def _record_of(self, change: RowChange, records: dict) -> Any:
+        p = change.provenance
+        where = (p.topic, p.partition, p.offset) if p is not None else None
+        return records.get(where) or self.held.get(where)
+
+    async def _apply(self, changes: list[RowChange], records: dict, derive: bool, sweep: bool) -> None:
+        result = self.processor.process(changes, derive_outputs=derive)
+        if sweep:
+            self.processor.sweep(result)
+        letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
         for ref, doc in result.mirror_writes.items():
             self.mirror_table[ref] = doc
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(self._sink, result)
         self.processor.commit(result)
-        if rebuilding and not self.rebuild_until:
+        if sweep:
+            self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)
-        stamps = [c.committed_at for c in changes if c.committed_at]
-        if stamps:
-            metrics.LAG.set((datetime.now(timezone.utc) - max(stamps)).total_seconds())
+
+    def _forget_applied(self, changes: list[RowChange]) -> None:
+        """Once applied (the sinks succeeded), held records and markers leave the table."""
+        for change in changes:
+            p = change.provenance
+            record = self.held.pop((p.topic, p.partition, p.offset), None) if p is not None else None
+            if record is not None and record.table_key in self.open_table:
+                del self.open_table[record.table_key]
+        for source, tx in [k for k in self.held_ends if k not in self.transactions.open]:
+            self.held_ends.discard((source, tx))
+            if f"end/{source}/{tx}" in self.open_table:
+                del self.open_table[f"end/{source}/{tx}"]
+        metrics.OPEN_TRANSACTIONS.set(len(self.transactions.open))
 
     def _publish(self, result: BatchResult, letters) -> None:
         producer = self.kafka_producer()

@@ -6,17 +6,20 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.canonical.avro import EVENT_TYPES, topic_of
 from streams.capture.mapping import all_mappings
-from streams.config import Settings
+from streams.config import SOURCE_DATABASES, Settings
 
 DEAD_LETTER = "q2c.dead-letter"
 DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
 APP_ID = "q2c-sync"
-CHANGELOGS = (f"{APP_ID}-q2c-mirror-changelog", f"{APP_ID}-q2c-ledger-changelog")
+MIRROR, LEDGER, OPEN_TRANSACTIONS = "q2c-mirror", "q2c-ledger", "q2c-open-transactions"
+CHANGELOGS = tuple(f"{APP_ID}-{table}-changelog" for table in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
 
 
 def source_topics() -> list[str]:
-    """Debezium topics: ``<topic.prefix>.<schema>.<table>``, the prefix being the database."""
-    return sorted(f"{table_id.split('.')[0]}.{table_id}" for table_id in all_mappings())
+    """Debezium topics: ``<topic.prefix>.<schema>.<table>`` for the captured tables and
+    ``<topic.prefix>.transaction`` for the transaction markers, the prefix being the database."""
+    tables = [f"{table_id.split('.')[0]}.{table_id}" for table_id in all_mappings()]
+    return sorted([*tables, *(f"{db}.transaction" for db in SOURCE_DATABASES)])
 
 
 def canonical_topics() -> list[str]:

@@ -27,6 +27,14 @@ class Provenance:
 
 
 @dataclass(frozen=True)
+class TransactionEnd:
+    """A source transaction's END marker: how many events each captured table got."""
+    source: str
+    tx: str
+    events_by_table: dict[str, int]
+
+
+@dataclass(frozen=True)
 class RowChange:
     source: str                    # the source database: crm, psa or finance
     schema: str
@@ -37,6 +45,7 @@ class RowChange:
     position: int                  # the change's LSN: orders changes of one row in commit order
     committed_at: datetime | None  # UTC
     provenance: Provenance | None = field(default=None, compare=False)
+    transaction: str | None = None  # the source transaction (its txId); None for snapshot reads and tombstones
 
     @property
     def table_id(self) -> str:
@@ -86,9 +95,41 @@ def _parse_json(raw: bytes | str | None, what: str) -> Any:
         raise UndecodableEvent(f"{what} is not JSON: {exc}") from exc
 
 
-def decode(topic: str, key: bytes | None, value: bytes | None, provenance: Provenance | None = None) -> RowChange | None:
-    """One Kafka record of a Debezium table topic → a ``RowChange`` (None for heartbeats)."""
+def _transaction_of(payload: dict) -> str | None:
+    """Debezium's transaction id is ``<txId>:<LSN>``; BEGIN and the changes carry the first LSN,
+    END the commit's, so the transaction is the txId part."""
+    block = payload.get("transaction")
+    if not isinstance(block, dict) or not isinstance(block.get("id"), str):
+        return None
+    return block["id"].split(":", 1)[0]
+
+
+def decode_marker(source: str, value: bytes | None) -> TransactionEnd | None:
+    """A record of ``<database>.transaction``: END markers; None for BEGIN."""
+    doc = _parse_json(value, "the value")
+    payload = doc.get("payload", doc) if isinstance(doc, dict) else None
+    if not isinstance(payload, dict) or payload.get("status") not in ("BEGIN", "END"):
+        raise UndecodableEvent("not a Debezium transaction marker (status BEGIN or END)")
+    if payload["status"] == "BEGIN":
+        return None
+    tx = _transaction_of({"transaction": payload})
+    collections = payload.get("data_collections")
+    if tx is None or not isinstance(collections, list):
+        raise UndecodableEvent("an END marker without an id or data_collections")
+    try:
+        counts = {c["data_collection"]: int(c["event_count"]) for c in collections}
+    except (TypeError, KeyError, ValueError) as exc:
+        raise UndecodableEvent(f"an END marker with unreadable data_collections: {exc}") from exc
+    return TransactionEnd(source, tx, counts)
+
+
+def decode(topic: str, key: bytes | None, value: bytes | None,
+           provenance: Provenance | None = None) -> RowChange | TransactionEnd | None:
+    """One Kafka record of a Debezium topic → a ``RowChange``, a ``TransactionEnd``, or None
+    (heartbeats, BEGIN markers)."""
     parts = topic.split(".")
+    if len(parts) == 2 and parts[1] == "transaction":
+        return decode_marker(parts[0], value)
     if topic.startswith("__debezium-heartbeat") or len(parts) != 3:
         return None
     source, schema, table = parts
@@ -126,4 +167,5 @@ def decode(topic: str, key: bytes | None, value: bytes | None, provenance: Prove
         source=source, schema=src.get("schema", schema), table=src.get("table", table), op=op,
         key=key_doc, row=after if op != "d" else None,
         position=int(src["lsn"]), committed_at=committed_at, provenance=provenance,
+        transaction=_transaction_of(payload),
     )

@@ -17,15 +17,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
-from streams.capture.envelope import RowChange
-
-
-@dataclass(frozen=True)
-class TransactionEnd:
-    """A transaction's END marker: how many events each captured table got."""
-    source: str
-    tx: str
-    events_by_table: dict[str, int]
+from streams.capture.envelope import RowChange, TransactionEnd
 
 
 @dataclass

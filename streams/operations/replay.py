@@ -1,8 +1,8 @@
 """``q2c replay --yes``: re-process every retained change event from the start.
 
 The worker is stopped, its offsets on the source topics are set back to the start and its mirror
-is deleted; the end offsets of that moment are left for it in ``run/replay-target.json``. Started
-again, it rebuilds the mirror from the first retained change up to those offsets without writing
+(and the source transactions it held open) is deleted; the end offsets of that moment are left
+for it in ``run/replay-target.json``. Started again, it rebuilds the mirror from the first retained change up to those offsets without writing
 anything (re-deriving at every step would write the states in between, in whatever order the
 topics interleave), then derives every engagement, invoice and account once, against the ledger
 of what was written. The sinks get only real differences, so the ERP, PSA, CRM and warehouse end
@@ -16,7 +16,7 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.agents.topics import APP_ID, CHANGELOGS, source_topics
+from streams.agents.topics import APP_ID, CHANGELOGS, LEDGER, source_topics
 from streams.stack.manager import Stack
 
 
@@ -47,7 +47,7 @@ def replay_everything(stack: Stack, say=print) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / "replay-target.json").write_text(json.dumps(ends))
     existing = set(metadata)
-    doomed = [t for t in CHANGELOGS if t in existing and "mirror" in t]
+    doomed = [t for t in CHANGELOGS if t in existing and LEDGER not in t]  # the mirror and open transactions
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()

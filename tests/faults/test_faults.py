@@ -9,9 +9,8 @@ import time
 import httpx
 import pytest
 
-from streams.stack.process import kill_hard
 from tests.load import Load
-from tests.sources import Db, eventually
+from tests.sources import Db, crash_worker, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -21,9 +20,7 @@ ERP_DOWN_S = float(os.environ.get("Q2C_FAULT_ERP_DOWN_S", "12"))
 
 
 def kill_worker(stack) -> None:
-    kill_hard(stack.worker.pidfile)
-    time.sleep(2)
-    stack.worker.start()
+    crash_worker(stack)
 
 
 def restart_kafka(stack) -> None:
