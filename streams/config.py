@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     topic_partitions: int = 1
     batch_size: int = 2000
     # how long a source transaction is held waiting for all its changes before it is applied as it is
-    transaction_wait_s: float = 30.0
+    transaction_wait_s: float = 120.0
     batch_within_s: float = 0.2
 
     @cached_property

@@ -25,7 +25,7 @@ def stack():
     from streams.stack.manager import Stack
 
     home = Path(os.environ.get("Q2C_TEST_HOME") or tempfile.mkdtemp(prefix="q2c-test-"))
-    # a source transaction left incomplete is applied after 10 s here (30 s by default)
+    # a source transaction left incomplete is applied after 10 s here (120 s by default)
     env = {**TEST_PORTS, "Q2C_HOME": str(home), "Q2C_TRANSACTION_WAIT_S": "10"}
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)

@@ -23,14 +23,14 @@ from streams.capture.envelope import RowChange, TransactionEnd
 @dataclass
 class OpenTransaction:
     first_seen: float
-    changes: dict[Any, RowChange] = field(default_factory=dict)  # by where the change was read
+    changes: dict[Any, RowChange] = field(default_factory=dict)  # by change_id
     expected: int | None = None                                  # from END, when it has come
 
 
 def change_id(change: RowChange) -> Any:
-    """Identity of a change, so one delivered twice (at-least-once) counts once."""
-    p = change.provenance
-    return (p.topic, p.partition, p.offset) if p is not None else (change.table_id, repr(sorted(change.key.items())), change.position)
+    """Identity of a change in its source: a change delivered twice (at-least-once; Debezium
+    re-sends a transaction after its own restart, at new offsets) counts once."""
+    return change.table_id, tuple(sorted(change.key.items())), change.position
 
 
 class TransactionBuffer:
@@ -58,7 +58,7 @@ class TransactionBuffer:
         if key in self.closed:
             return [item]
         held = self.open.setdefault(key, OpenTransaction(now))
-        held.changes[change_id(item)] = item
+        held.changes.setdefault(change_id(item), item)  # a copy delivered again is not held twice
         return self._release_if_complete(key)
 
     def release_overdue(self, now: float) -> list[RowChange]:
@@ -69,8 +69,9 @@ class TransactionBuffer:
         return released
 
     def holding(self, change: RowChange) -> bool:
-        key = (change.source, change.transaction)
-        return key in self.open and change_id(change) in self.open[key].changes
+        """Whether this very record (not only an equal copy of it) waits in an open transaction."""
+        held = self.open.get((change.source, change.transaction))
+        return held is not None and held.changes.get(change_id(change)) is change
 
     def _release_if_complete(self, key: tuple[str, str]) -> list[RowChange]:
         held = self.open[key]

@@ -47,6 +47,7 @@ def test_a_change_delivered_twice_counts_once_and_a_late_redelivery_passes_throu
     first, second = change("quote", 1, offset=0), change("quote_line", 2, offset=1)
     buffer.offer(first, now=0)
     buffer.offer(first, now=0)  # at-least-once: the same record again
+    buffer.offer(change("quote", 1, offset=7, lsn=first.position), now=0)  # re-sent by Debezium at a new offset
     assert buffer.offer(end(quote=1, quote_line=1), now=0) == []
     assert len(buffer.offer(second, now=0)) == 2
     assert buffer.offer(first, now=5) == [first]   # after a restart: already released, apply again (idempotent)

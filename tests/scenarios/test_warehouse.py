@@ -1,4 +1,5 @@
 """The warehouse, fed from the canonical topics: the views a controller opens first."""
+from datetime import date, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -19,9 +20,11 @@ def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
     pid = psa.project_of(number)["id"]
     psa.resource(n, cost="40")
     psa.assign(n, pid, n, start=f"{year}-01-01", end=f"{year}-06-30")
-    psa.time(n, pid, n, "8", day=f"{year}-01-12")      # ready: 800 revenue, 320 cost
-    psa.time(n + 1, pid, n, "4", day=f"{year}-01-13")  # over budget (NTE 1000): held, leaks
-    psa.time(n + 2, pid, n, "2", day=f"{year}-01-13", billable=False)
+    monday = date(year, 1, 8) - timedelta(days=date(year, 1, 8).weekday())  # all three in one week
+    first, second = monday.isoformat(), (monday + timedelta(days=1)).isoformat()
+    psa.time(n, pid, n, "8", day=first)       # ready: 800 revenue, 320 cost
+    psa.time(n + 1, pid, n, "4", day=second)  # over budget (NTE 1000): held, leaks
+    psa.time(n + 2, pid, n, "2", day=second, billable=False)
     wh = firm.warehouse
     margin = eventually(lambda: wh.one("select * from dw.margin_by_engagement where contract_number = %s and cost = 560", number),
                         what="margin with every cost")
@@ -35,7 +38,7 @@ def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
     assert leaks == [{"source_ref": f"psa.timesheet_entry:{n + 1}"}]
     cycle = wh.one("select * from dw.quote_to_cash_cycle where contract_number = %s", number)
     assert cycle["approved_at"] is not None and cycle["project_at"] is not None
-    assert str(cycle["first_time_on"]) == f"{year}-01-12" and cycle["first_event_at"] is not None
+    assert str(cycle["first_time_on"]) == first and cycle["first_event_at"] is not None
     # a deleted source row leaves the warehouse too
     firm.psa.run("delete from psa.timesheet_entry where id = %s", n + 2)
     eventually(lambda: wh.one("select 1 from dw.time_entry where id = %s", n + 2) is None, what="the deleted entry gone")
