@@ -163,6 +163,7 @@ class CapturePipeline(BatchHandler):
         letters = []
         changes, self.ready_to_apply = self.ready_to_apply, []
         now = time.monotonic()
+        offered: list[tuple[tuple[str, int, int], Any, RowChange | TransactionEnd]] = []
         for event in events:
             msg = event.message
             where = (msg.topic, msg.partition, msg.offset)
@@ -175,9 +176,12 @@ class CapturePipeline(BatchHandler):
                 continue
             if isinstance(item, RowChange):
                 metrics.CHANGES.labels(item.table_id, item.op).inc()
-            released = self.transactions.offer(item, now)
-            changes.extend(released)
-            if isinstance(item, RowChange) and self.transactions.holding(item) and where not in self.held:
+            changes.extend(self.transactions.offer(item, now))
+            offered.append((where, event, item))
+        # only what is still open at the end of the batch is persisted: most transactions complete
+        # within their batch and cost no table write at all
+        for where, event, item in offered:
+            if isinstance(item, RowChange) and where not in self.held and self.transactions.holding(item):
                 record = HeldRecord(*where, event.key, event.value)
                 self.held[where] = record
                 self.open_table[record.table_key] = record.persisted()
