@@ -83,3 +83,18 @@ def test_settings_choose_the_format():
     configured = Settings(schema_registry_url="mock://configured", schema_registry_basic_auth="user:secret")
     assert CanonicalWire.from_settings(configured).format == "confluent"
     assert "secret" not in repr(configured)
+
+
+def test_q2c_schemas_register_needs_a_registry_and_lists_every_subject(monkeypatch):
+    from click.testing import CliRunner
+
+    from streams.cli import main
+
+    monkeypatch.delenv("Q2C_SCHEMA_REGISTRY_URL", raising=False)
+    refused = CliRunner().invoke(main, ["schemas", "register"])
+    assert refused.exit_code == 1 and "no schema registry is configured" in refused.output
+    monkeypatch.setenv("Q2C_SCHEMA_REGISTRY_URL", "mock://cli")
+    done = CliRunner().invoke(main, ["schemas", "register"])
+    assert done.exit_code == 0, done.output
+    subjects = {line.split("\t")[0] for line in done.output.splitlines()}
+    assert subjects == {f"q2c.canonical.{t}-value" for t in avro.EVENT_TYPES}
