@@ -98,7 +98,7 @@ def core(engagements: int, entries: int, batch: int) -> None:
                 "billable": True, "status": "approved", "approved_at": approved}, lsn, None))
     changes.insert(0, RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
                                 {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, 1, None))
-    processor = Processor(SourceMirror(), {})
+    processor = Processor(SourceMirror())
     started = time.perf_counter()
     written = 0
     for i in range(0, len(changes), batch):

@@ -37,15 +37,19 @@ class Load:
             _retrying(lambda: self._engagement(firm, psa, n, e), on_error)
 
     def _engagement(self, firm: Firm, psa: Delivery, n: int, e: int) -> None:
-        if firm.crm.one("select 1 from crm.account where id = %s", n) is None:
-            firm.account(n)
-            firm.quote(n, n, f"Q-L{n}", "time_and_materials", "2026-01-01", "2026-12-31")
-            firm.line(n * 10 + 1, n, 1, "role_rate", qty="100000", price=str(RATE), role="CONS")
-            firm.approve(n)
+        # each step is one source transaction: a source restart in the middle of one must not
+        # leave half of it for the retry to skip
+        with firm.crm.conn.transaction():
+            if firm.crm.one("select 1 from crm.account where id = %s", n) is None:
+                firm.account(n)
+                firm.quote(n, n, f"Q-L{n}", "time_and_materials", "2026-01-01", "2026-12-31")
+                firm.line(n * 10 + 1, n, 1, "role_rate", qty="100000", price=str(RATE), role="CONS")
+                firm.approve(n)
         project = psa.project_of(f"Q-L{n}")
-        if firm.psa.one("select 1 from psa.resource where id = %s", n) is None:
-            psa.resource(n, cost=str(COST))
-            psa.assign(n, project["id"], n, start="2026-01-01", end="2026-12-31")
+        with firm.psa.conn.transaction():
+            if firm.psa.one("select 1 from psa.resource where id = %s", n) is None:
+                psa.resource(n, cost=str(COST))
+                psa.assign(n, project["id"], n, start="2026-01-01", end="2026-12-31")
         with firm.psa.conn.transaction():
             for t in range(self.entries_per_engagement):
                 tid = n * 1000 + t

@@ -27,11 +27,13 @@ class Db:
         return self._execute(sql, params).fetchall()
 
     def _execute(self, sql: str, params: tuple):
+        conn = self.conn
+        in_transaction = conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
         try:
-            return self.conn.execute(sql, params or None)
+            return conn.execute(sql, params or None)
         except psycopg.OperationalError:
-            if self._conn is not None and not self._conn.broken and self._conn.info.transaction_status == 0:
-                raise  # a real error on a healthy connection
+            if in_transaction or (not conn.broken and conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE):
+                raise  # a real error, or a transaction that is lost: the caller redoes all of it
             self._conn = None  # the server dropped us (restart, terminate): once more on a new connection
             return self.conn.execute(sql, params or None)
 

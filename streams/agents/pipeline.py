@@ -13,6 +13,7 @@ from typing import Any, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
+from streams.agents.topics import REPLAY_HEADER
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
@@ -22,6 +23,7 @@ from streams.config import Settings
 from streams.sinks import crm as crm_sink
 from streams.sinks import erp as erp_sink
 from streams.sinks import psa as psa_sink
+from streams.state.ledger import Ledger
 from streams.state.mirror import SourceMirror
 from streams.state.processor import BatchResult, Processor
 
@@ -63,7 +65,8 @@ class CapturePipeline(BatchHandler):
         super().__init__(settings)
         self.mirror_table = mirror_table
         self.mirror = SourceMirror()
-        self.processor = Processor(self.mirror, ledger_table)
+        self.ledger_table = ledger_table
+        self.processor = Processor(self.mirror)
         self.wire = CanonicalWire.from_settings(settings)
         self.transactions = TransactionBuffer(all_mappings(), overdue_after=settings.transaction_wait_s)
         self.open_table = open_transactions_table
@@ -84,6 +87,8 @@ class CapturePipeline(BatchHandler):
             if doc is not None:
                 self.mirror.load(ref, doc)
                 count += 1
+        for key, doc in self.ledger_table.items():
+            self.processor.ledger.load(key, doc)
         self._restore_open_transactions()
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
@@ -176,6 +181,9 @@ class CapturePipeline(BatchHandler):
                 continue
             if isinstance(item, RowChange):
                 metrics.CHANGES.labels(item.table_id, item.op).inc()
+                if REPLAY_HEADER in (getattr(event, "headers", None) or {}):
+                    changes.append(item)  # a dead letter replayed: its transaction was applied long ago
+                    continue
             changes.extend(self.transactions.offer(item, now))
             offered.append((where, event, item))
         # only what is still open at the end of the batch is persisted: most transactions complete
@@ -211,6 +219,12 @@ class CapturePipeline(BatchHandler):
             self.mirror_table[ref] = doc
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(self._sink, result)
+        for key, row in result.ledger_writes.items():
+            if row is None:
+                if key in self.ledger_table:
+                    del self.ledger_table[key]
+            else:
+                self.ledger_table[key] = Ledger.persisted(row)
         self.processor.commit(result)
         if sweep:
             self.sweep_pending = False

@@ -10,6 +10,7 @@ from streams.config import SOURCE_DATABASES, Settings
 
 DEAD_LETTER = "q2c.dead-letter"
 DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
+REPLAY_HEADER = "q2c.replay_of"  # on a dead letter produced again to its source topic
 APP_ID = "q2c-sync"
 MIRROR, LEDGER, OPEN_TRANSACTIONS = "q2c-mirror", "q2c-ledger", "q2c-open-transactions"
 CHANGELOGS = tuple(f"{APP_ID}-{table}-changelog" for table in (MIRROR, LEDGER, OPEN_TRANSACTIONS))

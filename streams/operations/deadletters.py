@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 from confluent_kafka import Producer
 
-from streams.agents.topics import DEAD_LETTER, DEAD_LETTER_REPLAYS as REPLAYS
+from streams.agents.topics import DEAD_LETTER, DEAD_LETTER_REPLAYS as REPLAYS, REPLAY_HEADER
 from streams.config import Settings
 from streams.operations.kafka_io import read_all
 
@@ -72,7 +72,7 @@ def replay(settings: Settings, letters: list[DeadLetter]) -> list[str]:
             continue
         producer.produce(letter.source_topic, key=letter.key.encode() if letter.key is not None else None,
                          value=letter.value.encode() if letter.value is not None else None,
-                         headers=[("q2c.replay_of", letter.id.encode())])
+                         headers=[(REPLAY_HEADER, letter.id.encode())])
         producer.produce(REPLAYS, key=letter.id.encode(), value=now.encode())
         done.append(letter.id)
     if producer.flush(30):

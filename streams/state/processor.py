@@ -11,14 +11,15 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, timezone
-from typing import Callable, MutableMapping
+from typing import Any, Callable
 
-from streams.canonical.models import BillingEvent, Canonical, Contract, ProjectCost, ScheduleItem
+from streams.canonical.models import Canonical
 from streams.capture.envelope import RowChange
 from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
 from streams.rules.engagement import EngagementOutputs, EngagementView, ProjectProvision, derive
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
+from streams.state.ledger import Ledger
 from streams.state.mirror import SourceMirror
 from streams.state.views import account_invoices, engagement_view, invoice_inputs
 
@@ -49,29 +50,9 @@ class BatchResult:
     financials: list[AccountFinancials] = field(default_factory=list)
     canonical: list[CanonicalEvent] = field(default_factory=list)
     mirror_writes: dict[str, dict] = field(default_factory=dict)
-    ledger_writes: dict[str, dict] = field(default_factory=dict)
+    ledger_writes: dict[str, Any] = field(default_factory=dict)  # ledger rows: models or docs, None when gone
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
-
-
-def _dump(outputs: EngagementOutputs) -> dict:
-    return {
-        "contract": outputs.contract.model_dump(mode="json") if outputs.contract else None,
-        "schedule": {k: v.model_dump(mode="json") for k, v in outputs.schedule.items()},
-        "events": {k: v.model_dump(mode="json") for k, v in outputs.events.items()},
-        "costs": {k: v.model_dump(mode="json") for k, v in outputs.costs.items()},
-    }
-
-
-def _load(doc: dict | None) -> EngagementOutputs | None:
-    if not doc:
-        return None
-    return EngagementOutputs(
-        contract=Contract.model_validate(doc["contract"]) if doc.get("contract") else None,
-        schedule={k: ScheduleItem.model_validate(v) for k, v in doc.get("schedule", {}).items()},
-        events={k: BillingEvent.model_validate(v) for k, v in doc.get("events", {}).items()},
-        costs={k: ProjectCost.model_validate(v) for k, v in doc.get("costs", {}).items()},
-    )
 
 
 def _changed(new: dict[str, Canonical], old: dict[str, Canonical]) -> list[Canonical]:
@@ -79,10 +60,10 @@ def _changed(new: dict[str, Canonical], old: dict[str, Canonical]) -> list[Canon
 
 
 class Processor:
-    def __init__(self, mirror: SourceMirror, ledger: MutableMapping[str, dict],
+    def __init__(self, mirror: SourceMirror, ledger: Ledger | None = None,
                  today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
         self.mirror = mirror
-        self.ledger = ledger
+        self.ledger = ledger if ledger is not None else Ledger()
         self.today = today
 
     def process(self, changes: list[RowChange], derive_outputs: bool = True) -> BatchResult:
@@ -132,13 +113,10 @@ class Processor:
 
     def commit(self, result: BatchResult) -> None:
         """Record what the sinks wrote (call only after they succeeded)."""
-        for key, doc in result.ledger_writes.items():
-            self.ledger[key] = doc
+        self.ledger.apply(result.ledger_writes)
 
     def _engagement(self, contract: str, result: BatchResult) -> None:
-        key = f"eng:{contract}"
-        stored = self.ledger.get(key)
-        previous = _load(stored)
+        previous = self.ledger.outputs(contract)
         view = engagement_view(self.mirror, contract)
         outputs = derive(view, previous)
         old = previous or EngagementOutputs()
@@ -158,12 +136,11 @@ class Processor:
             result.canonical.append(CanonicalEvent("project_cost", contract, cost, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
-        doc = _dump(outputs)
-        doc["linked"] = self._link(contract, view, (stored or {}).get("linked", []), result)
-        if doc != (stored or None):
-            result.ledger_writes[key] = doc
+        linked_before = self.ledger.linked_refs(contract)
+        linked = self._link(contract, view, linked_before, result)
+        result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, linked_before, linked))
 
-    def _link(self, contract: str, view: EngagementView, linked_before: list[str], result: BatchResult) -> list[str]:
+    def _link(self, contract: str, view: EngagementView, linked_before: set[str], result: BatchResult) -> list[str]:
         """Source rows of the engagement that were published before it could be resolved (a time
         entry before its project, a project before its quote) are published again with the
         engagement's contract number, so downstream attribution does not depend on arrival order."""
@@ -175,9 +152,8 @@ class Processor:
         rows += [(f"psa.assignment:{a.id}", a) for a in view.assignments]
         rows += [(f"psa.timesheet_entry:{t.id}", t) for t in view.time_entries]
         rows += [(f"psa.expense_line:{x.id}", x) for x in view.expenses]
-        before = set(linked_before)
         for ref, model in rows:
-            if ref not in before:
+            if ref not in linked_before:
                 table_id = ref.split(":", 1)[0]
                 result.canonical.append(CanonicalEvent(EVENT_TYPE_OF_TABLE[table_id], contract, model, ref, contract))
         return sorted(ref for ref, _ in rows)
@@ -189,7 +165,7 @@ class Processor:
             return  # a deleted invoice header: the ERP keeps the receivable it had (finance never deletes issued invoices)
         row = receivable(invoice, payments, contract, account_number)
         doc = row.model_dump(mode="json")
-        if self.ledger.get(key) != doc:
+        if self.ledger.doc(key) != doc:
             result.erp.receivables.append(row)
             result.canonical.append(CanonicalEvent("receivable", contract or inv_no, row, ref=f"finance.ar_invoice_hdr:{inv_no}", contract=contract))
             result.ledger_writes[key] = doc
@@ -203,6 +179,6 @@ class Processor:
             return
         financials = account_financials(account_id, invoices, self.today())
         doc = json.loads(json.dumps(financials.__dict__, default=str))
-        if self.ledger.get(key) != doc:
+        if self.ledger.doc(key) != doc:
             result.financials.append(financials)
             result.ledger_writes[key] = doc

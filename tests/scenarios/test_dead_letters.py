@@ -5,10 +5,11 @@ import os
 import subprocess
 import sys
 
+import httpx
 import pytest
 from confluent_kafka import Producer
 
-from tests.sources import eventually
+from tests.sources import crash_worker, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -74,12 +75,16 @@ def test_a_sink_failure_is_dead_lettered_and_replayed_once_fixed(stack, firm, id
         assert firm.erp.one("select 1 from erp_inbound.contract where contract_number = %s", number) is None
     finally:
         firm.erp.run(f"drop trigger if exists refuse_{n} on erp_inbound.contract")
+    crash_worker(stack)  # a worker that no longer remembers the letter's source transaction
     for letter in failed:
         assert q2c("dlq", "replay", letter["id"]).returncode == 0
     contract = eventually(lambda: firm.erp.one("select * from erp_inbound.contract where contract_number = %s", number),
                           what="the contract after replay")
     assert contract["contract_value"] == 3000
     assert all(d["replayed_at"] for d in letters() if d["id"] in {f["id"] for f in failed})
+    # applied at once, not held waiting for an END marker that passed long ago
+    metrics = httpx.get(stack.s.metrics_url, timeout=5).text
+    assert not [l for l in metrics.splitlines() if l.startswith("q2c_incomplete_transactions_total ") and float(l.split()[1]) > 0]
 
 
 def test_consume_prints_canonical_events_as_json_lines(stack, firm, ids):
