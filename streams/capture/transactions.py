@@ -7,8 +7,8 @@ same transaction as its lines could be derived before the lines arrive: a contra
 reach the ERP for a moment. ``TransactionBuffer`` holds a transaction's changes until END and all
 the events it counts have arrived (in any order), then releases them together.
 
-A transaction whose END or events do not all arrive within ``overdue_after`` seconds is released
-as it is (``release_overdue``): the rows are right once the rest arrives, as before; holding them
+A transaction whose END or events do not all arrive within ``overdue_after`` seconds of its first
+change is released as it is (``release_overdue``): the rows are right once the rest arrives, as before; holding them
 for ever would be worse. Pure: no I/O; the clock is passed in.
 """
 from __future__ import annotations
@@ -22,9 +22,18 @@ from streams.capture.envelope import RowChange, TransactionEnd
 
 @dataclass
 class OpenTransaction:
-    first_seen: float
+    opened: float
+    first_change: float | None = None                            # when its first change arrived
     changes: dict[Any, RowChange] = field(default_factory=dict)  # by change_id
     expected: int | None = None                                  # from END, when it has come
+
+    def overdue(self, now: float, wait: float) -> bool:
+        """The wait counts from the first change: an END read far ahead of its changes (the
+        marker topic is small and is read ahead while a backlog is drained) is not a reason to
+        give up on them. A marker whose changes never come is forgotten after ten waits."""
+        if self.first_change is not None:
+            return now - self.first_change >= wait
+        return now - self.opened >= 10 * wait
 
 
 def change_id(change: RowChange) -> Any:
@@ -49,7 +58,7 @@ class TransactionBuffer:
             if key in self.closed:
                 return []
             expected = sum(n for table, n in item.events_by_table.items() if table in self.captured)
-            held = self.open.setdefault(key, OpenTransaction(now))
+            held = self.open.setdefault(key, OpenTransaction(opened=now))
             held.expected = expected
             return self._release_if_complete(key)
         if item.transaction is None:  # a snapshot read, a tombstone: not part of a transaction
@@ -57,14 +66,16 @@ class TransactionBuffer:
         key = (item.source, item.transaction)
         if key in self.closed:
             return [item]
-        held = self.open.setdefault(key, OpenTransaction(now))
+        held = self.open.setdefault(key, OpenTransaction(opened=now))
+        if held.first_change is None:
+            held.first_change = now
         held.changes.setdefault(change_id(item), item)  # a copy delivered again is not held twice
         return self._release_if_complete(key)
 
     def release_overdue(self, now: float) -> list[RowChange]:
-        """Give up waiting for transactions open longer than ``overdue_after``."""
+        """Give up waiting for transactions whose first change came ``overdue_after`` ago."""
         released: list[RowChange] = []
-        for key in [k for k, t in self.open.items() if now - t.first_seen >= self.overdue_after]:
+        for key in [k for k, t in self.open.items() if t.overdue(now, self.overdue_after)]:
             released.extend(self._close(key))
         return released
 

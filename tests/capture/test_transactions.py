@@ -65,6 +65,19 @@ def test_transactions_of_different_sources_with_the_same_id_are_apart():
     assert buffer.offer(end("900", "crm", quote=1), now=0) == [crm]
 
 
+def test_the_wait_counts_from_the_first_change_not_from_an_end_read_ahead():
+    buffer = TransactionBuffer(CAPTURED, overdue_after=30)
+    buffer.offer(end(quote=1, quote_line=1), now=0)   # the marker topic read far ahead of a backlog
+    assert buffer.release_overdue(now=200) == []
+    first, second = change("quote", 1, offset=0), change("quote_line", 2, offset=1)
+    assert buffer.offer(first, now=250) == []
+    assert buffer.release_overdue(now=270) == []
+    assert len(buffer.offer(second, now=275)) == 2
+    buffer.offer(end("901", quote=1), now=300)        # a marker whose change never comes
+    assert buffer.release_overdue(now=599) == [] and ("crm", "901") in buffer.open
+    assert buffer.release_overdue(now=600) == [] and buffer.open == {}
+
+
 def test_an_overdue_transaction_is_released_as_it_is():
     buffer = TransactionBuffer(CAPTURED, overdue_after=30)
     waiting = change("quote", 1)
