@@ -82,3 +82,18 @@ def test_the_compose_file_is_valid():
     assert result.returncode == 0, result.stderr
     dashboards = list((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
     assert dashboards and all(json.loads(p.read_text())["panels"] for p in dashboards)
+
+
+def test_every_metric_a_dashboard_charts_is_one_the_worker_exports():
+    import re
+
+    from prometheus_client import REGISTRY
+
+    import streams.agents.metrics  # noqa: F401 - registers the worker's metrics
+
+    families = list(REGISTRY.collect())
+    exported = {m.name for m in families} | {f"{m.name}_total" for m in families if m.type == "counter"}
+    for path in (PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"):
+        charted = set(re.findall(r"q2c_[a-z_]+", path.read_text()))
+        charted = {re.sub(r"_bucket$", "", name) for name in charted}
+        assert charted and charted <= exported, charted - exported
