@@ -122,7 +122,7 @@ class CapturePipeline(BatchHandler):
 
     async def release_overdue(self) -> None:
         """Called by a timer: apply transactions that waited too long, even without new events."""
-        if self.loaded and (self.transactions.open or self.ready_to_apply):
+        if self.loaded and (self.ready_to_apply or self.transactions.any_overdue(time.monotonic())):
             await self.handle([])
 
     async def process(self, events: list[Any]) -> None:

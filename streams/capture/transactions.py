@@ -72,6 +72,9 @@ class TransactionBuffer:
         held.changes.setdefault(change_id(item), item)  # a copy delivered again is not held twice
         return self._release_if_complete(key)
 
+    def any_overdue(self, now: float) -> bool:
+        return any(t.overdue(now, self.overdue_after) for t in self.open.values())
+
     def release_overdue(self, now: float) -> list[RowChange]:
         """Give up waiting for transactions whose first change came ``overdue_after`` ago."""
         released: list[RowChange] = []

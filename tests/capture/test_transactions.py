@@ -68,7 +68,7 @@ def test_transactions_of_different_sources_with_the_same_id_are_apart():
 def test_the_wait_counts_from_the_first_change_not_from_an_end_read_ahead():
     buffer = TransactionBuffer(CAPTURED, overdue_after=30)
     buffer.offer(end(quote=1, quote_line=1), now=0)   # the marker topic read far ahead of a backlog
-    assert buffer.release_overdue(now=200) == []
+    assert not buffer.any_overdue(now=200) and buffer.release_overdue(now=200) == []
     first, second = change("quote", 1, offset=0), change("quote_line", 2, offset=1)
     assert buffer.offer(first, now=250) == []
     assert buffer.release_overdue(now=270) == []
@@ -82,8 +82,8 @@ def test_an_overdue_transaction_is_released_as_it_is():
     buffer = TransactionBuffer(CAPTURED, overdue_after=30)
     waiting = change("quote", 1)
     buffer.offer(waiting, now=100)
-    assert buffer.release_overdue(now=129) == []
-    assert buffer.release_overdue(now=130) == [waiting]
+    assert not buffer.any_overdue(now=129) and buffer.release_overdue(now=129) == []
+    assert buffer.any_overdue(now=130) and buffer.release_overdue(now=130) == [waiting]
     assert buffer.open == {}
 
 
