@@ -8,17 +8,15 @@ import json
 import logging
 import time
 from datetime import datetime, timezone
-from dataclasses import dataclass
 from typing import Any, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
+from streams.agents.held_transactions import HeldTransactions
 from streams.agents.topics import REPLAY_HEADER
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
-from streams.capture.mapping import all_mappings
-from streams.capture.transactions import TransactionBuffer
 from streams.config import Settings
 from streams.sinks import crm as crm_sink
 from streams.sinks import erp as erp_sink
@@ -30,35 +28,6 @@ from streams.state.processor import BatchResult, Processor
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class HeldRecord:
-    """A source record held with its open transaction: enough to decode it again after a restart
-    and to dead-letter it with its origin, like a Faust event (``.message``, ``.key``, ``.value``)."""
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes | None
-
-    @property
-    def message(self) -> "HeldRecord":
-        return self
-
-    @property
-    def table_key(self) -> str:
-        return f"change/{self.topic}/{self.partition}/{self.offset}"
-
-    def persisted(self) -> dict:
-        text = lambda b: b.decode("utf-8") if b is not None else None  # noqa: E731 - Debezium JSON is UTF-8
-        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
-                "key": text(self.key), "value": text(self.value)}
-
-    @classmethod
-    def restored(cls, doc: dict) -> "HeldRecord":
-        raw = lambda t: t.encode("utf-8") if t is not None else None  # noqa: E731
-        return cls(doc["topic"], doc["partition"], doc["offset"], raw(doc["key"]), raw(doc["value"]))
-
-
 class CapturePipeline(BatchHandler):
     def __init__(self, settings: Settings, mirror_table: MutableMapping, ledger_table: MutableMapping,
                  open_transactions_table: MutableMapping):
@@ -68,11 +37,8 @@ class CapturePipeline(BatchHandler):
         self.ledger_table = ledger_table
         self.processor = Processor(self.mirror)
         self.wire = CanonicalWire.from_settings(settings)
-        self.transactions = TransactionBuffer(all_mappings(), overdue_after=settings.transaction_wait_s)
-        self.open_table = open_transactions_table
-        self.held: dict[tuple[str, int, int], HeldRecord] = {}  # records of open transactions, persisted
-        self.held_ends: set[tuple[str, str]] = set()            # their END markers, persisted
-        self.ready_to_apply: list[RowChange] = []               # released while restoring
+        self.transactions = HeldTransactions(open_transactions_table, settings.transaction_wait_s)
+        self.ready_to_apply: list[RowChange] = []  # released while restoring
         self.lock = asyncio.Lock()
         self.loaded = False
         self.replay_target = settings.run_dir / "replay-target.json"
@@ -89,7 +55,7 @@ class CapturePipeline(BatchHandler):
                 count += 1
         for key, doc in self.ledger_table.items():
             self.processor.ledger.load(key, doc)
-        self._restore_open_transactions()
+        self.ready_to_apply = self.transactions.restore(time.monotonic())
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
             target = json.loads(self.replay_target.read_text())
@@ -99,21 +65,7 @@ class CapturePipeline(BatchHandler):
                 self.replay_target.unlink()
         metrics.HEALTH.set("running")
         log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
-                 count, len(self.transactions.open), time.monotonic() - started)
-
-    def _restore_open_transactions(self) -> None:
-        now = time.monotonic()
-        for key, doc in list(self.open_table.items()):
-            if doc is None:
-                continue
-            if key.startswith("end/"):
-                item = TransactionEnd(doc["source"], doc["tx"], doc["events_by_table"])
-                self.held_ends.add((item.source, item.tx))
-            else:
-                record = HeldRecord.restored(doc)
-                item = decode(record.topic, record.key, record.value, Provenance(record.topic, record.partition, record.offset))
-                self.held[(record.topic, record.partition, record.offset)] = record
-            self.ready_to_apply.extend(self.transactions.offer(item, now))
+                 count, len(self.transactions.buffer.open), time.monotonic() - started)
 
     async def handle(self, events: list[Any]) -> None:
         if not self.loaded:
@@ -156,19 +108,17 @@ class CapturePipeline(BatchHandler):
                     log.exception("a source change failed on its own")
                     await self._dead_letter_until_delivered(
                         [(self._record_of(change, records), "processing_error", f"{type(exc).__name__}: {exc}", change.position)])
-        self._forget_applied(changes)
+        self.transactions.forget(changes)
         stamps = [c.committed_at for c in changes if c.committed_at]
         if stamps:
             metrics.LAG.set((datetime.now(timezone.utc) - max(stamps)).total_seconds())
 
     def _take(self, events: list[Any]) -> tuple[list[RowChange], list]:
-        """Decode the batch and pass it through the transaction buffer: (changes to apply now,
-        dead letters of undecodable records). Records that wait for their transaction are
-        persisted before the batch's offsets are committed."""
+        """Decode the batch and pass it through the held transactions: (changes to apply now,
+        dead letters of undecodable records)."""
         letters = []
         changes, self.ready_to_apply = self.ready_to_apply, []
-        now = time.monotonic()
-        offered: list[tuple[tuple[str, int, int], Any, RowChange | TransactionEnd]] = []
+        decoded: list[tuple[tuple[str, int, int], Any, RowChange | TransactionEnd]] = []
         for event in events:
             msg = event.message
             where = (msg.topic, msg.partition, msg.offset)
@@ -184,31 +134,14 @@ class CapturePipeline(BatchHandler):
                 if REPLAY_HEADER in (getattr(event, "headers", None) or {}):
                     changes.append(item)  # a dead letter replayed: its transaction was applied long ago
                     continue
-            changes.extend(self.transactions.offer(item, now))
-            offered.append((where, event, item))
-        # only what is still open at the end of the batch is persisted: most transactions complete
-        # within their batch and cost no table write at all
-        for where, event, item in offered:
-            if isinstance(item, RowChange) and where not in self.held and self.transactions.holding(item):
-                record = HeldRecord(*where, event.key, event.value)
-                self.held[where] = record
-                self.open_table[record.table_key] = record.persisted()
-            elif isinstance(item, TransactionEnd) and (item.source, item.tx) in self.transactions.open:
-                self.held_ends.add((item.source, item.tx))
-                self.open_table[f"end/{item.source}/{item.tx}"] = {
-                    "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
-        overdue = self.transactions.release_overdue(now)
-        if overdue:
-            metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in overdue}))
-            log.warning("applying %d changes of source transactions still incomplete after %.0fs",
-                        len(overdue), self.transactions.overdue_after)
-        metrics.OPEN_TRANSACTIONS.set(len(self.transactions.open))
-        return changes + overdue, letters
+            decoded.append((where, event, item))
+        changes.extend(self.transactions.offer(decoded, time.monotonic()))
+        return changes, letters
 
     def _record_of(self, change: RowChange, records: dict) -> Any:
         p = change.provenance
         where = (p.topic, p.partition, p.offset) if p is not None else None
-        return records.get(where) or self.held.get(where)
+        return records.get(where) or self.transactions.record(where)
 
     async def _apply(self, changes: list[RowChange], records: dict, derive: bool, sweep: bool) -> None:
         result = self.processor.process(changes, derive_outputs=derive)
@@ -229,19 +162,6 @@ class CapturePipeline(BatchHandler):
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)
-
-    def _forget_applied(self, changes: list[RowChange]) -> None:
-        """Once applied (the sinks succeeded), held records and markers leave the table."""
-        for change in changes:
-            p = change.provenance
-            record = self.held.pop((p.topic, p.partition, p.offset), None) if p is not None else None
-            if record is not None and record.table_key in self.open_table:
-                del self.open_table[record.table_key]
-        for source, tx in [k for k in self.held_ends if k not in self.transactions.open]:
-            self.held_ends.discard((source, tx))
-            if f"end/{source}/{tx}" in self.open_table:
-                del self.open_table[f"end/{source}/{tx}"]
-        metrics.OPEN_TRANSACTIONS.set(len(self.transactions.open))
 
     def _publish(self, result: BatchResult, letters) -> None:
         producer = self.kafka_producer()

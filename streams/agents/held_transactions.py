@@ -1,0 +1,122 @@
+"""The transaction buffer's durable shell: records that wait for their source transaction are kept
+in the Faust table ``q2c-open-transactions`` until applied.
+
+Faust commits a batch's offsets once the agent has taken it, so a record held in memory only would
+be lost in a crash. What is still open at the end of a batch is written to the table (most
+transactions complete within their batch and cost nothing); it is restored on start, and leaves the
+table once its changes were applied (the sinks succeeded).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any, Iterable, MutableMapping
+
+from streams.agents import metrics
+from streams.capture.envelope import Provenance, RowChange, TransactionEnd, decode
+from streams.capture.mapping import all_mappings
+from streams.capture.transactions import TransactionBuffer
+
+log = logging.getLogger(__name__)
+
+Where = tuple[str, int, int]  # topic, partition, offset
+
+
+@dataclass(frozen=True)
+class HeldRecord:
+    """A source record held with its open transaction: enough to decode it again after a restart
+    and to dead-letter it with its origin, like a Faust event (``.message``, ``.key``, ``.value``)."""
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+    @property
+    def message(self) -> "HeldRecord":
+        return self
+
+    @property
+    def table_key(self) -> str:
+        return f"change/{self.topic}/{self.partition}/{self.offset}"
+
+    def persisted(self) -> dict:
+        text = lambda b: b.decode("utf-8") if b is not None else None  # noqa: E731 - Debezium JSON is UTF-8
+        return {"topic": self.topic, "partition": self.partition, "offset": self.offset,
+                "key": text(self.key), "value": text(self.value)}
+
+    @classmethod
+    def restored(cls, doc: dict) -> "HeldRecord":
+        raw = lambda t: t.encode("utf-8") if t is not None else None  # noqa: E731
+        return cls(doc["topic"], doc["partition"], doc["offset"], raw(doc["key"]), raw(doc["value"]))
+
+
+def _end_key(source: str, tx: str) -> str:
+    return f"end/{source}/{tx}"
+
+
+class HeldTransactions:
+    def __init__(self, table: MutableMapping, wait_s: float):
+        self.table = table
+        self.buffer = TransactionBuffer(all_mappings(), overdue_after=wait_s)
+        self.records: dict[Where, HeldRecord] = {}  # persisted records of open transactions
+        self.ends: set[tuple[str, str]] = set()     # their persisted END markers
+
+    def restore(self, now: float) -> list[RowChange]:
+        """Rebuild the buffer from the table (on start); returns what is complete already."""
+        released: list[RowChange] = []
+        for key, doc in list(self.table.items()):
+            if doc is None:
+                continue
+            if key.startswith("end/"):
+                item = TransactionEnd(doc["source"], doc["tx"], doc["events_by_table"])
+                self.ends.add((item.source, item.tx))
+            else:
+                record = HeldRecord.restored(doc)
+                item = decode(record.topic, record.key, record.value, Provenance(record.topic, record.partition, record.offset))
+                self.records[(record.topic, record.partition, record.offset)] = record
+            released.extend(self.buffer.offer(item, now))
+        return released
+
+    def offer(self, batch: Iterable[tuple[Where, Any, RowChange | TransactionEnd]], now: float) -> list[RowChange]:
+        """Pass a batch's decoded records (where, event, item) through the buffer; persist what
+        stays open; return the changes to apply now, overdue transactions included."""
+        batch = list(batch)
+        released: list[RowChange] = []
+        for _, _, item in batch:
+            released.extend(self.buffer.offer(item, now))
+        for where, event, item in batch:
+            if isinstance(item, RowChange) and where not in self.records and self.buffer.holding(item):
+                record = HeldRecord(*where, event.key, event.value)
+                self.records[where] = record
+                self.table[record.table_key] = record.persisted()
+            elif isinstance(item, TransactionEnd) and (item.source, item.tx) in self.buffer.open:
+                self.ends.add((item.source, item.tx))
+                self.table[_end_key(item.source, item.tx)] = {
+                    "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
+        overdue = self.buffer.release_overdue(now)
+        if overdue:
+            metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in overdue}))
+            log.warning("applying %d changes of source transactions still incomplete %.0fs after their first change",
+                        len(overdue), self.buffer.overdue_after)
+        metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))
+        return released + overdue
+
+    def any_overdue(self, now: float) -> bool:
+        return self.buffer.any_overdue(now)
+
+    def record(self, where: Where | None) -> HeldRecord | None:
+        return self.records.get(where) if where is not None else None
+
+    def forget(self, applied: Iterable[RowChange]) -> None:
+        """Applied changes (the sinks succeeded) and closed markers leave the table."""
+        for change in applied:
+            p = change.provenance
+            record = self.records.pop((p.topic, p.partition, p.offset), None) if p is not None else None
+            if record is not None and record.table_key in self.table:
+                del self.table[record.table_key]
+        for source, tx in [k for k in self.ends if k not in self.buffer.open]:
+            self.ends.discard((source, tx))
+            if _end_key(source, tx) in self.table:
+                del self.table[_end_key(source, tx)]
+        metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))
