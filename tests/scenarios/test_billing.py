@@ -96,12 +96,19 @@ def test_time_and_materials_time_is_priced_held_and_released(firm, psa, ids):
     assert released[0]["billing_event_id"] == held["billing_event_id"]
 
 
-def test_reopened_changed_and_deleted_timesheets(firm, psa, ids):
+def consultant_on_time_and_materials(firm, psa, ids):
+    """A T&M engagement at 100 an hour, one consultant assigned for its term, 8 hours approved
+    (entry ``n``); returns (n, contract number, year, project id)."""
     n, number, year = engagement(firm, ids, "time_and_materials", [("role_rate", dict(qty="100", price="100", role="CONS"))])
     pid = psa.project_of(number)["id"]
     psa.resource(n)
     psa.assign(n, pid, n, start=f"{year}-01-01", end=f"{year}-06-30")
     psa.time(n, pid, n, "8", day=f"{year}-01-10")
+    return n, number, year, pid
+
+
+def test_reopened_changed_and_deleted_timesheets(firm, psa, ids):
+    n, number, year, pid = consultant_on_time_and_materials(firm, psa, ids)
     psa.time(n + 1, pid, n, "6", day=f"{year}-01-11")
     first = eventually(lambda: (rows := events(firm, number, f"psa.timesheet_entry:{n}")) and rows[0])
     # reopened, edited, approved again: the old event reversed, a new one under a new id

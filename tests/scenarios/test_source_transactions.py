@@ -12,7 +12,7 @@ from confluent_kafka import Producer
 
 from streams.canonical import avro
 from streams.operations.kafka_io import read_all
-from tests.scenarios.test_billing import engagement, events
+from tests.scenarios.test_billing import consultant_on_time_and_materials, events
 from tests.sources import crash_worker, eventually, settle
 
 pytestmark = pytest.mark.stack
@@ -68,11 +68,7 @@ def _end_marker(tx: str, table: str, count: int) -> bytes:
 
 
 def _time_entry_event(firm, psa, ids):
-    n, number, year = engagement(firm, ids, "time_and_materials", [("role_rate", dict(qty="100", price="100", role="CONS"))])
-    pid = psa.project_of(number)["id"]
-    psa.resource(n)
-    psa.assign(n, pid, n, start=f"{year}-01-01", end=f"{year}-06-30")
-    psa.time(n, pid, n, "8", day=f"{year}-01-10")
+    n, number, _, _ = consultant_on_time_and_materials(firm, psa, ids)
     eventually(lambda: [e for e in events(firm, number) if e["quantity"] == D("8.00") and e["status"] == "ready"])
     return n, number
 
