@@ -3,8 +3,9 @@ in the Faust table ``q2c-open-transactions`` until applied.
 
 Faust commits a batch's offsets once the agent has taken it, so a record held in memory only would
 be lost in a crash. What is still open at the end of a batch is written to the table (most
-transactions complete within their batch and cost nothing); it is restored on start, and leaves the
-table once its changes were applied (the sinks succeeded).
+transactions complete within their batch and cost one small entry, the id of the transaction
+applied); it is restored on start, and leaves the table once its changes were applied (the sinks
+succeeded).
 """
 from __future__ import annotations
 
@@ -55,6 +56,10 @@ def _end_key(source: str, tx: str) -> str:
     return f"end/{source}/{tx}"
 
 
+def _closed_key(source: str, tx: str) -> str:
+    return f"closed/{source}/{tx}"
+
+
 class HeldTransactions:
     def __init__(self, table: MutableMapping, wait_s: float):
         self.table = table
@@ -65,8 +70,12 @@ class HeldTransactions:
     def restore(self, now: float) -> list[RowChange]:
         """Rebuild the buffer from the table (on start); returns what is complete already."""
         released: list[RowChange] = []
-        for key, doc in list(self.table.items()):
-            if doc is None:
+        entries = [(key, doc) for key, doc in self.table.items() if doc is not None]
+        for key, doc in entries:  # first what was applied: a held record of it is applied at once
+            if key.startswith("closed/"):
+                self.buffer.remember_closed((doc["source"], doc["tx"]))
+        for key, doc in entries:
+            if key.startswith("closed/"):
                 continue
             if key.startswith("end/"):
                 item = TransactionEnd(doc["source"], doc["tx"], doc["events_by_table"])
@@ -95,6 +104,15 @@ class HeldTransactions:
                 self.table[_end_key(item.source, item.tx)] = {
                     "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
         overdue = self.buffer.release_overdue(now)
+        # the transactions applied are remembered across restarts, so that a record of one that is
+        # delivered again (offsets not yet committed at a crash, a copy injected later) passes
+        # through instead of waiting for an END that was read long ago
+        closed, forgotten = self.buffer.drain_closure_log()
+        for source, tx in closed:
+            self.table[_closed_key(source, tx)] = {"source": source, "tx": tx}
+        for source, tx in forgotten:
+            if _closed_key(source, tx) in self.table:
+                del self.table[_closed_key(source, tx)]
         if overdue:
             metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in overdue}))
             log.warning("applying %d changes of source transactions still incomplete %.0fs after their first change",

@@ -50,6 +50,8 @@ class TransactionBuffer:
         # transactions already released: a change or END delivered again after a restart passes through
         self.closed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.remember = remember
+        self.closed_log: list[tuple[str, str]] = []
+        self.forgotten_log: list[tuple[str, str]] = []
 
     def offer(self, item: RowChange | TransactionEnd, now: float) -> list[RowChange]:
         """Take a change or an END marker; return the changes that may be applied now."""
@@ -93,9 +95,19 @@ class TransactionBuffer:
             return []
         return self._close(key)
 
+    def remember_closed(self, key: tuple[str, str]) -> None:
+        """A transaction applied before (restored after a restart): its records pass through."""
+        self.closed[key] = None
+
+    def drain_closure_log(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        """(transactions closed, transactions forgotten) since the last call, for persisting."""
+        log, self.closed_log, self.forgotten_log = (self.closed_log, self.forgotten_log), [], []
+        return log
+
     def _close(self, key: tuple[str, str]) -> list[RowChange]:
         held = self.open.pop(key)
         self.closed[key] = None
+        self.closed_log.append(key)
         while len(self.closed) > self.remember:
-            self.closed.popitem(last=False)
+            self.forgotten_log.append(self.closed.popitem(last=False)[0])
         return sorted(held.changes.values(), key=lambda c: c.position)
