@@ -3,13 +3,13 @@ in the Faust table ``q2c-open-transactions`` until applied.
 
 Faust commits a batch's offsets once the agent has taken it, so a record held in memory only would
 be lost in a crash. What is still open at the end of a batch is written to the table (most
-transactions complete within their batch and cost one small entry, the id of the transaction
-applied); it is restored on start, and leaves the table once its changes were applied (the sinks
+transactions complete within their batch and cost only their id, in one entry per batch); it is restored on start, and leaves the table once its changes were applied (the sinks
 succeeded).
 """
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from typing import Any, Iterable, MutableMapping
 
@@ -56,8 +56,8 @@ def _end_key(source: str, tx: str) -> str:
     return f"end/{source}/{tx}"
 
 
-def _closed_key(source: str, tx: str) -> str:
-    return f"closed/{source}/{tx}"
+def _closed_key(seq: int) -> str:
+    return f"closed/{seq:020d}"
 
 
 class HeldTransactions:
@@ -66,14 +66,17 @@ class HeldTransactions:
         self.buffer = TransactionBuffer(all_mappings(), overdue_after=wait_s)
         self.records: dict[Where, HeldRecord] = {}  # persisted records of open transactions
         self.ends: set[tuple[str, str]] = set()     # their persisted END markers
+        # ids of applied transactions, persisted one entry per batch: (sequence, how many ids)
+        self.closed_chunks: list[tuple[int, int]] = []
 
     def restore(self, now: float) -> list[RowChange]:
         """Rebuild the buffer from the table (on start); returns what is complete already."""
         released: list[RowChange] = []
         entries = [(key, doc) for key, doc in self.table.items() if doc is not None]
-        for key, doc in entries:  # first what was applied: a held record of it is applied at once
-            if key.startswith("closed/"):
-                self.buffer.remember_closed((doc["source"], doc["tx"]))
+        for key, doc in sorted(e for e in entries if e[0].startswith("closed/")):
+            for source, tx in doc["ids"]:  # first what was applied: a held record of it is applied at once
+                self.buffer.remember_closed((source, tx))
+            self.closed_chunks.append((int(key.split("/")[1]), len(doc["ids"])))
         for key, doc in entries:
             if key.startswith("closed/"):
                 continue
@@ -107,18 +110,27 @@ class HeldTransactions:
         # the transactions applied are remembered across restarts, so that a record of one that is
         # delivered again (offsets not yet committed at a crash, a copy injected later) passes
         # through instead of waiting for an END that was read long ago
-        closed, forgotten = self.buffer.drain_closure_log()
-        for source, tx in closed:
-            self.table[_closed_key(source, tx)] = {"source": source, "tx": tx}
-        for source, tx in forgotten:
-            if _closed_key(source, tx) in self.table:
-                del self.table[_closed_key(source, tx)]
+        self._persist_closed()
         if overdue:
             metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in overdue}))
             log.warning("applying %d changes of source transactions still incomplete %.0fs after their first change",
                         len(overdue), self.buffer.overdue_after)
         metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))
         return released + overdue
+
+    def _persist_closed(self) -> None:
+        """The transactions this batch applied, as one entry; the oldest entries go once more than
+        the buffer remembers are kept."""
+        closed = self.buffer.drain_closed()
+        if not closed:
+            return
+        seq = max(time.time_ns(), self.closed_chunks[-1][0] + 1 if self.closed_chunks else 0)
+        self.table[_closed_key(seq)] = {"ids": [list(k) for k in closed]}
+        self.closed_chunks.append((seq, len(closed)))
+        while sum(n for _, n in self.closed_chunks[1:]) >= self.buffer.remember:
+            old, _ = self.closed_chunks.pop(0)
+            if _closed_key(old) in self.table:
+                del self.table[_closed_key(old)]
 
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)

@@ -51,7 +51,6 @@ class TransactionBuffer:
         self.closed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.remember = remember
         self.closed_log: list[tuple[str, str]] = []
-        self.forgotten_log: list[tuple[str, str]] = []
 
     def offer(self, item: RowChange | TransactionEnd, now: float) -> list[RowChange]:
         """Take a change or an END marker; return the changes that may be applied now."""
@@ -99,15 +98,15 @@ class TransactionBuffer:
         """A transaction applied before (restored after a restart): its records pass through."""
         self.closed[key] = None
 
-    def drain_closure_log(self) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        """(transactions closed, transactions forgotten) since the last call, for persisting."""
-        log, self.closed_log, self.forgotten_log = (self.closed_log, self.forgotten_log), [], []
-        return log
+    def drain_closed(self) -> list[tuple[str, str]]:
+        """The transactions closed since the last call (for persisting them)."""
+        closed, self.closed_log = self.closed_log, []
+        return closed
 
     def _close(self, key: tuple[str, str]) -> list[RowChange]:
         held = self.open.pop(key)
         self.closed[key] = None
         self.closed_log.append(key)
         while len(self.closed) > self.remember:
-            self.forgotten_log.append(self.closed.popitem(last=False)[0])
+            self.closed.popitem(last=False)
         return sorted(held.changes.values(), key=lambda c: c.position)
