@@ -5,11 +5,13 @@ Debezium writes each change of a source transaction to its table's topic, and BE
 table got. Topics are read in no particular interleaving, so without this a quote approved in the
 same transaction as its lines could be derived before the lines arrive: a contract worth 0 would
 reach the ERP for a moment. ``TransactionBuffer`` holds a transaction's changes until END and all
-the events it counts have arrived (in any order), then releases them together.
+the events it counts have arrived (in any order), then releases them together. Snapshot reads are
+not part of a transaction and pass through; a tombstone (no transaction either) waits with the
+delete it follows when that delete is held.
 
 A transaction whose END or events do not all arrive within ``overdue_after`` seconds of its first
-change is released as it is (``release_overdue``): the rows are right once the rest arrives, as before; holding them
-for ever would be worse. Pure: no I/O; the clock is passed in.
+change is released as it is (``release_overdue``): the rows are right once the rest arrives, as
+before; holding them for ever would be worse. Pure: no I/O; the clock is passed in.
 """
 from __future__ import annotations
 
@@ -26,6 +28,8 @@ class OpenTransaction:
     first_change: float | None = None                            # when its first change arrived
     changes: dict[Any, RowChange] = field(default_factory=dict)  # by change_id
     expected: int | None = None                                  # from END, when it has come
+    # tombstones that followed a delete held here: (the delete's position, tombstone)
+    tombstones: list[tuple[int, RowChange]] = field(default_factory=list)
 
     def overdue(self, now: float, wait: float) -> bool:
         """The wait counts from the first change: an END read far ahead of its changes (the
@@ -34,6 +38,10 @@ class OpenTransaction:
         if self.first_change is not None:
             return now - self.first_change >= wait
         return now - self.opened >= 10 * wait
+
+
+def row_of(change: RowChange) -> Any:
+    return change.table_id, tuple(sorted(change.key.items()))
 
 
 def change_id(change: RowChange) -> Any:
@@ -51,6 +59,7 @@ class TransactionBuffer:
         self.closed: OrderedDict[tuple[str, str], None] = OrderedDict()
         self.remember = remember
         self.closed_log: list[tuple[str, str]] = []
+        self.row_holder: dict[Any, tuple[tuple[str, str], int]] = {}  # row → (open transaction, last position)
 
     def offer(self, item: RowChange | TransactionEnd, now: float) -> list[RowChange]:
         """Take a change or an END marker; return the changes that may be applied now."""
@@ -63,6 +72,10 @@ class TransactionBuffer:
             held.expected = expected
             return self._release_if_complete(key)
         if item.transaction is None:  # a snapshot read, a tombstone: not part of a transaction
+            holder = self.row_holder.get(row_of(item)) if item.op == "t" else None
+            if holder is not None and holder[0] in self.open:  # follows its delete, held: wait with it
+                self.open[holder[0]].tombstones.append((holder[1], item))
+                return []
             return [item]
         key = (item.source, item.transaction)
         if key in self.closed:
@@ -71,6 +84,9 @@ class TransactionBuffer:
         if held.first_change is None:
             held.first_change = now
         held.changes.setdefault(change_id(item), item)  # a copy delivered again is not held twice
+        known = self.row_holder.get(row_of(item))
+        if known is None or known[0] != key or known[1] < item.position:
+            self.row_holder[row_of(item)] = (key, item.position)
         return self._release_if_complete(key)
 
     def any_overdue(self, now: float) -> bool:
@@ -85,6 +101,10 @@ class TransactionBuffer:
 
     def holding(self, change: RowChange) -> bool:
         """Whether this very record (not only an equal copy of it) waits in an open transaction."""
+        if change.transaction is None:
+            holder = self.row_holder.get(row_of(change))
+            held = self.open.get(holder[0]) if holder is not None else None
+            return held is not None and any(t is change for _, t in held.tombstones)
         held = self.open.get((change.source, change.transaction))
         return held is not None and held.changes.get(change_id(change)) is change
 
@@ -109,4 +129,8 @@ class TransactionBuffer:
         self.closed_log.append(key)
         while len(self.closed) > self.remember:
             self.closed.popitem(last=False)
-        return sorted(held.changes.values(), key=lambda c: c.position)
+        for change in held.changes.values():
+            if self.row_holder.get(row_of(change), (None,))[0] == key:
+                del self.row_holder[row_of(change)]
+        ordered = [(c.position, 0, c) for c in held.changes.values()] + [(p, 1, t) for p, t in held.tombstones]
+        return [c for _, _, c in sorted(ordered, key=lambda o: o[:2])]  # a tombstone right after its delete

@@ -36,6 +36,20 @@ def test_end_before_the_changes_and_tables_not_captured_are_not_waited_for():
     assert buffer.offer(only, now=0) == [only]
 
 
+def test_a_tombstone_waits_with_the_delete_it_follows():
+    buffer = TransactionBuffer(CAPTURED)
+    delete = change("quote_line", 11, offset=5, op="d")
+    tombstone = RowChange("crm", "crm", "quote_line", "t", {"id": 11}, None, 0, None, Provenance("crm.crm.quote_line", 0, 6))
+    insert = change("quote_line", 11, offset=7, op="c")  # the row written again in the same transaction
+    assert buffer.offer(delete, now=0) == []
+    assert buffer.offer(tombstone, now=0) == [] and buffer.holding(tombstone)
+    assert buffer.offer(insert, now=0) == []
+    assert buffer.offer(end(quote_line=2), now=0) == [delete, tombstone, insert]
+    assert buffer.row_holder == {}
+    lone = RowChange("crm", "crm", "quote_line", "t", {"id": 99}, None, 0, None, None)
+    assert buffer.offer(lone, now=0) == [lone]  # a tombstone with nothing held for its row
+
+
 def test_changes_outside_transactions_pass_straight_through():
     buffer = TransactionBuffer(CAPTURED)
     snapshot = change(tx=None, op="r")
