@@ -3,8 +3,8 @@ in the Faust table ``q2c-open-transactions`` until applied.
 
 Faust commits a batch's offsets once the agent has taken it, so a record held in memory only would
 be lost in a crash. What is still open at the end of a batch is written to the table (most
-transactions complete within their batch and cost only their id, in one entry per batch); it is restored on start, and leaves the table once its changes were applied (the sinks
-succeeded).
+transactions complete within their batch and cost only their id, in one entry per batch); it is
+restored on start, and leaves the table once its changes were applied (the sinks succeeded).
 """
 from __future__ import annotations
 
@@ -21,6 +21,17 @@ from streams.capture.transactions import TransactionBuffer
 log = logging.getLogger(__name__)
 
 Where = tuple[str, int, int]  # topic, partition, offset
+
+
+def where_of(change: RowChange) -> Where | None:
+    """Where a change was read (None for one made elsewhere, in tests)."""
+    p = change.provenance
+    return (p.topic, p.partition, p.offset) if p is not None else None
+
+
+def _discard(table: MutableMapping, key: str) -> None:
+    if key in table:  # a Faust table with a default answers any key: ask first
+        del table[key]
 
 
 @dataclass(frozen=True)
@@ -129,24 +140,22 @@ class HeldTransactions:
         self.closed_chunks.append((seq, len(closed)))
         while sum(n for _, n in self.closed_chunks[1:]) >= self.buffer.remember:
             old, _ = self.closed_chunks.pop(0)
-            if _closed_key(old) in self.table:
-                del self.table[_closed_key(old)]
+            _discard(self.table, _closed_key(old))
 
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)
 
-    def record(self, where: Where | None) -> HeldRecord | None:
-        return self.records.get(where) if where is not None else None
+    def record(self, change: RowChange) -> HeldRecord | None:
+        """The held record a change was read from (to dead-letter it with its origin)."""
+        return self.records.get(where_of(change))
 
     def forget(self, applied: Iterable[RowChange]) -> None:
         """Applied changes (the sinks succeeded) and closed markers leave the table."""
         for change in applied:
-            p = change.provenance
-            record = self.records.pop((p.topic, p.partition, p.offset), None) if p is not None else None
-            if record is not None and record.table_key in self.table:
-                del self.table[record.table_key]
+            record = self.records.pop(where_of(change), None)
+            if record is not None:
+                _discard(self.table, record.table_key)
         for source, tx in [k for k in self.ends if k not in self.buffer.open]:
             self.ends.discard((source, tx))
-            if _end_key(source, tx) in self.table:
-                del self.table[_end_key(source, tx)]
+            _discard(self.table, _end_key(source, tx))
         metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))

@@ -12,7 +12,7 @@ from typing import Any, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.held_transactions import HeldTransactions
+from streams.agents.held_transactions import HeldTransactions, where_of
 from streams.agents.topics import REPLAY_HEADER
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
@@ -139,9 +139,7 @@ class CapturePipeline(BatchHandler):
         return changes, letters
 
     def _record_of(self, change: RowChange, records: dict) -> Any:
-        p = change.provenance
-        where = (p.topic, p.partition, p.offset) if p is not None else None
-        return records.get(where) or self.transactions.record(where)
+        return records.get(where_of(change)) or self.transactions.record(change)
 
     async def _apply(self, changes: list[RowChange], records: dict, derive: bool, sweep: bool) -> None:
         result = self.processor.process(changes, derive_outputs=derive)

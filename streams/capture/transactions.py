@@ -47,7 +47,7 @@ def row_of(change: RowChange) -> Any:
 def change_id(change: RowChange) -> Any:
     """Identity of a change in its source: a change delivered twice (at-least-once; Debezium
     re-sends a transaction after its own restart, at new offsets) counts once."""
-    return change.table_id, tuple(sorted(change.key.items())), change.position
+    return (*row_of(change), change.position)
 
 
 class TransactionBuffer:

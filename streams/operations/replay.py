@@ -2,11 +2,12 @@
 
 The worker is stopped, its offsets on the source topics are set back to the start and its mirror
 (and the source transactions it held open) is deleted; the end offsets of that moment are left
-for it in ``run/replay-target.json``. Started again, it rebuilds the mirror from the first retained change up to those offsets without writing
-anything (re-deriving at every step would write the states in between, in whatever order the
-topics interleave), then derives every engagement, invoice and account once, against the ledger
-of what was written. The sinks get only real differences, so the ERP, PSA, CRM and warehouse end
-exactly as they were unless the rules changed; the warehouse loader keeps its offsets."""
+for it in ``run/replay-target.json``. Started again, it rebuilds the mirror from the first
+retained change up to those offsets without writing anything (re-deriving at every step would
+write the states in between, in whatever order the topics interleave), then derives every
+engagement, invoice and account once, against the ledger of what was written. The sinks get
+only real differences, so the ERP, PSA, CRM and warehouse end exactly as they were unless the
+rules changed; the warehouse loader keeps its offsets."""
 from __future__ import annotations
 
 import json

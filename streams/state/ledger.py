@@ -50,22 +50,31 @@ class Ledger:
     # --- the rows of one engagement's change -------------------------------------------------
 
     @staticmethod
+    def changed(old: EngagementOutputs | None, new: EngagementOutputs) -> dict[str, dict[str, Row]]:
+        """Per part (schedule, event, cost): the items of ``new`` that differ from ``old``, and
+        None for the items ``new`` no longer has. The sinks and the ledger rows share it."""
+        old = old or EngagementOutputs()
+        diff: dict[str, dict[str, Row]] = {}
+        for part, attr in FIELD_OF_PART.items():
+            before, after = getattr(old, attr), getattr(new, attr)
+            rows = {key: model for key, model in after.items() if before.get(key) != model}
+            rows.update({key: None for key in before.keys() - after.keys()})
+            diff[part] = rows
+        return diff
+
+    @staticmethod
     def engagement_rows(contract: str, old: EngagementOutputs | None, new: EngagementOutputs,
-                        linked_before: set[str], linked: Iterable[str]) -> dict[str, Row]:
-        """The ledger rows that differ between ``old`` (None: never written) and ``new``, and
-        the refs linked for the first time."""
+                        changed: dict[str, dict[str, Row]], linked_before: set[str],
+                        linked: Iterable[str]) -> dict[str, Row]:
+        """The ledger rows of ``changed`` (``Ledger.changed(old, new)``), the contract when it
+        differs from ``old`` (None: never written), and the refs linked for the first time."""
         rows: dict[str, Row] = {}
         head = f"eng:{contract}"
         if old is None or new.contract != old.contract:
             rows[head] = {"contract": new.contract.model_dump(mode="json") if new.contract else None}
-        old = old or EngagementOutputs()
-        for part, attr in FIELD_OF_PART.items():
-            before, after = getattr(old, attr), getattr(new, attr)
-            for key, model in after.items():
-                if before.get(key) != model:
-                    rows[f"{head}{SEP}{part}{SEP}{key}"] = model
-            for key in before.keys() - after.keys():
-                rows[f"{head}{SEP}{part}{SEP}{key}"] = None
+        for part, items in changed.items():
+            for key, model in items.items():
+                rows[f"{head}{SEP}{part}{SEP}{key}"] = model
         for ref in set(linked) - linked_before:
             rows[f"{head}{SEP}linked{SEP}{ref}"] = True
         return rows
@@ -79,7 +88,7 @@ class Ledger:
 
     def load(self, key: str, doc: Any) -> None:
         """Restore one row from the table (a JSON doc)."""
-        head, _, rest = key.partition(SEP)
+        rest = key.partition(SEP)[2]
         if rest and doc is not None:
             part = rest.partition(SEP)[0]
             if part in PARTS:

@@ -55,10 +55,6 @@ class BatchResult:
     applied: int = 0
 
 
-def _changed(new: dict[str, Canonical], old: dict[str, Canonical]) -> list[Canonical]:
-    return [v for k, v in new.items() if old.get(k) != v]
-
-
 class Processor:
     def __init__(self, mirror: SourceMirror, ledger: Ledger | None = None,
                  today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
@@ -125,20 +121,19 @@ class Processor:
         if outputs.contract != old.contract and outputs.contract is not None:
             result.erp.contracts.append(outputs.contract)
             result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract))
-        for item in _changed(outputs.schedule, old.schedule):
-            result.erp.schedule.append(item)
-            result.canonical.append(CanonicalEvent("schedule_item", contract, item, contract=contract))
-        for event in _changed(outputs.events, old.events):
-            result.erp.events.append(event)
-            result.canonical.append(CanonicalEvent("billing_event", contract, event, contract=contract))
-        for cost in _changed(outputs.costs, old.costs):
-            result.erp.costs.append(cost)
-            result.canonical.append(CanonicalEvent("project_cost", contract, cost, contract=contract))
+        changed = Ledger.changed(previous, outputs)
+        for part, rows, event_type in (("schedule", result.erp.schedule, "schedule_item"),
+                                       ("event", result.erp.events, "billing_event"),
+                                       ("cost", result.erp.costs, "project_cost")):
+            for model in changed[part].values():
+                if model is not None:  # None: no longer derived; the sinks keep what they have
+                    rows.append(model)
+                    result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
         linked_before = self.ledger.linked_refs(contract)
         linked = self._link(contract, view, linked_before, result)
-        result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, linked_before, linked))
+        result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
 
     def _link(self, contract: str, view: EngagementView, linked_before: set[str], result: BatchResult) -> list[str]:
         """Source rows of the engagement that were published before it could be resolved (a time
