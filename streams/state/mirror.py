@@ -8,8 +8,9 @@ each applied entry in a changelog-backed table and rebuilds the mirror from it o
 from __future__ import annotations
 
 from collections import defaultdict
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any, Callable, Iterable, Iterator
 
 from streams.canonical.models import (
     Canonical, Client, Invoice, Project, Quote,
@@ -75,6 +76,7 @@ class SourceMirror:
         self.positions: dict[str, int] = {}
         self.by_table: dict[str, dict[str, Canonical]] = defaultdict(dict)
         self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self._reads: set[str] | None = None  # while ``recording``: the refs of every row read
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -111,6 +113,18 @@ class SourceMirror:
         row = persisted.get("row")
         self._store(ref, mapping.table_id, mapping.model.model_validate(row) if row is not None else None, persisted["pos"])
 
+    def persisted(self, ref: str) -> dict:
+        """One row as the durable table keeps it (``Applied.persisted``'s shape)."""
+        row = self.rows.get(ref)
+        return {"t": self.table_of[ref], "pos": self.positions[ref],
+                "row": row.model_dump(mode="json") if row is not None else None}
+
+    def forget(self, ref: str) -> None:
+        """Drop a row and its position (a copy of an engagement's rows drops one that left it)."""
+        if ref in self.table_of:
+            self._store(ref, self.table_of[ref], None, 0)
+            del self.positions[ref], self.table_of[ref]
+
     def _store(self, ref: str, table_id: str, model: Canonical | None, position: int) -> None:
         old = self.rows.get(ref)
         if old is not None:
@@ -130,14 +144,33 @@ class SourceMirror:
     # --- reading -----------------------------------------------------------------------------
 
     def get(self, table_id: str, *key: Any) -> Any:
-        return self.rows.get(f"{table_id}:" + "/".join(map(str, key)))
+        ref = f"{table_id}:" + "/".join(map(str, key))
+        row = self.rows.get(ref)
+        if self._reads is not None and row is not None:
+            self._reads.add(ref)
+        return row
 
     def find(self, table_id: str, index: str, value: Any) -> list[Any]:
-        refs = self._indexes[(table_id, index)].get(value, ())
-        return [self.rows[r] for r in sorted(refs) if r in self.rows]
+        refs = [r for r in sorted(self._indexes[(table_id, index)].get(value, ())) if r in self.rows]
+        if self._reads is not None:
+            self._reads.update(refs)
+        return [self.rows[r] for r in refs]
 
     def all(self, table_id: str) -> Iterable[Any]:
-        return self.by_table[table_id].values()
+        rows = self.by_table[table_id]
+        if self._reads is not None:
+            self._reads.update(rows)
+        return rows.values()
+
+    @contextmanager
+    def recording(self) -> Iterator[set[str]]:
+        """Collect the ref of every row read through ``get``, ``find`` and ``all`` meanwhile:
+        a mirror holding only those rows answers the same reads the same way."""
+        self._reads = reads = set()
+        try:
+            yield reads
+        finally:
+            self._reads = None
 
     # --- engagement identity -------------------------------------------------------------------
 

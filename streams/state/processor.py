@@ -5,6 +5,10 @@ outputs of every engagement, invoice and account the batch touched (pure rules),
 against the ledger of what was written before, so only real changes reach the sinks. The ledger is
 updated by ``commit`` only after the sinks succeeded: a crash in between re-derives and re-writes
 the same rows (at-least-once, idempotent sinks).
+
+Scaled out (``routes`` given), the processor of the worker reading the source topics routes each
+touched engagement to the partition that derives it instead of deriving it (``streams.state.routing``);
+that partition's worker derives it with ``engagement`` on its copy of the engagement's rows.
 """
 from __future__ import annotations
 
@@ -21,6 +25,7 @@ from streams.rules.receivable import AccountFinancials, account_financials, rece
 from streams.sinks.erp import ErpBatch
 from streams.state.ledger import Ledger
 from streams.state.mirror import SourceMirror
+from streams.state.routing import BundlePart, RouteBook
 from streams.state.views import account_invoices, engagement_view, invoice_inputs
 
 
@@ -51,16 +56,20 @@ class BatchResult:
     canonical: list[CanonicalEvent] = field(default_factory=list)
     mirror_writes: dict[str, dict] = field(default_factory=dict)
     ledger_writes: dict[str, Any] = field(default_factory=dict)  # ledger rows: models or docs, None when gone
+    bundles: list[BundlePart] = field(default_factory=list)  # scaled out: engagements to derive elsewhere
+    route_writes: dict[str, int | None] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
 
 
 class Processor:
     def __init__(self, mirror: SourceMirror, ledger: Ledger | None = None,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+                 routes: RouteBook | None = None):
         self.mirror = mirror
         self.ledger = ledger if ledger is not None else Ledger()
         self.today = today
+        self.routes = routes
 
     def process(self, changes: list[RowChange], derive_outputs: bool = True) -> BatchResult:
         """Apply ``changes``; derive what they touched unless ``derive_outputs`` is False (a
@@ -89,7 +98,7 @@ class Processor:
             invoices |= i
             accounts |= a
         for contract in sorted(engagements):
-            self._engagement(contract, result)
+            self._engagement_or_route(contract, result)
         for inv_no in sorted(invoices):
             self._invoice(inv_no, result)
         for account_id in sorted(accounts):
@@ -100,7 +109,7 @@ class Processor:
         """Derive every engagement, invoice and account of the mirror against the ledger."""
         result = result or BatchResult()
         for contract in sorted(self.mirror.contracts()):
-            self._engagement(contract, result)
+            self._engagement_or_route(contract, result, whole=True)
         for invoice in sorted(i.inv_no for i in self.mirror.all("finance.ar_invoice_hdr")):
             self._invoice(invoice, result)
         for account_id in sorted(a.id for a in self.mirror.all("crm.account")):
@@ -110,8 +119,19 @@ class Processor:
     def commit(self, result: BatchResult) -> None:
         """Record what the sinks wrote (call only after they succeeded)."""
         self.ledger.apply(result.ledger_writes)
+        if self.routes is not None:
+            self.routes.apply(result.route_writes)
 
-    def _engagement(self, contract: str, result: BatchResult) -> None:
+    def _engagement_or_route(self, contract: str, result: BatchResult, whole: bool = False) -> None:
+        if self.routes is None:
+            self.engagement(contract, result)
+            return
+        parts, writes = self.routes.route(self.mirror, contract, whole=whole)
+        result.bundles.extend(parts)
+        result.route_writes.update(writes)
+
+    def engagement(self, contract: str, result: BatchResult) -> None:
+        """Derive one engagement from the mirror and add what changed to ``result``."""
         previous = self.ledger.outputs(contract)
         view = engagement_view(self.mirror, contract)
         outputs = derive(view, previous)

@@ -1,0 +1,40 @@
+"""The deriving side of a scaled-out sync: bundle parts in, the rows the sinks must write out.
+
+Each worker owning partitions of ``q2c.changes.by-engagement`` applies the parts it reads to its
+copies of their engagements' rows and derives every engagement whose bundle is complete, with the
+same ``Processor.engagement`` a single worker runs on its full mirror. No I/O.
+"""
+from __future__ import annotations
+
+from datetime import date, datetime, timezone
+from typing import Callable
+
+from streams.state.ledger import Ledger
+from streams.state.processor import BatchResult, Processor
+from streams.state.routing import BundlePart, EngagementCopies
+
+
+class EngagementStage:
+    def __init__(self, ledger: Ledger | None = None,
+                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+        self.copies = EngagementCopies()
+        self.ledger = ledger if ledger is not None else Ledger()
+        self.today = today
+
+    def process(self, parts: list[tuple[int, BundlePart]]) -> BatchResult:
+        """Apply ``(offset, part)`` pairs in their order; derive the engagements whose last part
+        came. A part delivered again changes no row but still derives: the sinks may not have
+        been written when the worker stopped."""
+        result = BatchResult()
+        complete: list[str] = []
+        for offset, part in parts:
+            result.mirror_writes.update(self.copies.apply(part, offset))
+            if part.last and part.contract not in complete:
+                complete.append(part.contract)
+        for contract in complete:
+            Processor(self.copies.mirror(contract), self.ledger, self.today).engagement(contract, result)
+        return result
+
+    def commit(self, result: BatchResult) -> None:
+        """Record what the sinks wrote (call only after they succeeded)."""
+        self.ledger.apply(result.ledger_writes)

@@ -1,0 +1,141 @@
+"""Routing engagements to the workers that derive them (scaling out). No I/O.
+
+Debezium keys a row by its own primary key (a time entry by its id), and the rules of one engagement
+read rows of many tables. With several workers, the worker that reads the source topics (the
+router: one per source stream, as PostgreSQL decodes each database's log in one ordered stream)
+keeps the full mirror and resolves which engagements a change touches, as one worker does. For each
+of them it ships a *bundle*: the rows the engagement's rules read (recorded while building its view,
+``SourceMirror.recording``) that changed since they were last shipped, and the refs that left the
+view (a project moved to another quote), keyed by contract number to the partition
+``engagement_partition`` names. The worker owning that partition keeps a copy of each of its
+engagements' rows (``EngagementCopies``) and derives there with the same ``Processor``: a copy
+holding exactly the rows a view read answers every read of that view the same way.
+
+A bundle is cut into parts of at most ``ROWS_PER_PART`` rows (Kafka's message size); the receiving
+side derives only once the last part is applied, so an engagement is never derived from half a
+bundle. Receivables and account financials read invoices across engagements and stay with the
+router, which has every row.
+"""
+from __future__ import annotations
+
+import json
+import zlib
+from dataclasses import dataclass
+
+from streams.state.mirror import SourceMirror
+from streams.state.views import engagement_view
+
+ROWS_PER_PART = 200
+SEP = "|"
+
+
+def engagement_partition(contract: str, partitions: int) -> int:
+    """The partition of ``q2c.changes.by-engagement`` (and of the engagement tables) that owns an
+    engagement: stable across processes and versions (CRC-32, not Python's salted ``hash``)."""
+    return zlib.crc32(contract.encode()) % partitions
+
+
+@dataclass(frozen=True)
+class BundlePart:
+    contract: str
+    rows: dict[str, dict | None]  # ref -> the row as the mirror persists it; None: it left the view
+    reset: bool = False  # first part of a whole set: the copy drops the rows it holds that are older
+    last: bool = True  # derive the engagement once this part is applied
+
+    def encode(self) -> bytes:
+        return json.dumps({"rows": self.rows, "reset": self.reset, "last": self.last},
+                          separators=(",", ":")).encode()
+
+    @classmethod
+    def decode(cls, key: bytes, value: bytes) -> "BundlePart":
+        doc = json.loads(value)
+        return cls(key.decode(), doc["rows"], doc["reset"], doc["last"])
+
+
+class RouteBook:
+    """What each engagement's partition was sent: contract -> {ref: position of the row sent}.
+    Persisted one entry per (contract, ref): ``<contract>|<ref>`` -> position."""
+
+    def __init__(self) -> None:
+        self.sent: dict[str, dict[str, int]] = {}
+
+    def route(self, mirror: SourceMirror, contract: str, whole: bool = False) -> tuple[list[BundlePart], dict[str, int | None]]:
+        """The bundle parts that bring ``contract``'s copy up to the mirror (none when it is),
+        and the book entries to persist once they are sent. ``whole`` ships every row and makes
+        the copy drop what it holds besides (the first shipment, a replay)."""
+        with mirror.recording() as refs:
+            engagement_view(mirror, contract)
+        now = {ref: mirror.positions[ref] for ref in refs}
+        before = self.sent.get(contract)
+        whole = whole or before is None
+        if whole:
+            rows: dict[str, dict | None] = {ref: mirror.persisted(ref) for ref in sorted(now)}
+            writes: dict[str, int | None] = {f"{contract}{SEP}{ref}": pos for ref, pos in now.items()}
+            writes.update({f"{contract}{SEP}{ref}": None for ref in (before or {}).keys() - now.keys()})
+        else:
+            rows = {ref: mirror.persisted(ref) for ref in sorted(now) if before.get(ref) != now[ref]}
+            rows.update({ref: None for ref in sorted(before.keys() - now.keys())})
+            writes = {f"{contract}{SEP}{ref}": now.get(ref) for ref in rows}
+        if not rows and not whole:
+            return [], {}
+        refs_in_order = list(rows)
+        chunks = [refs_in_order[i:i + ROWS_PER_PART] for i in range(0, len(refs_in_order), ROWS_PER_PART)] or [[]]
+        parts = [BundlePart(contract, {ref: rows[ref] for ref in chunk}, reset=whole and i == 0, last=i == len(chunks) - 1)
+                 for i, chunk in enumerate(chunks)]
+        return parts, writes
+
+    def apply(self, writes: dict[str, int | None]) -> None:
+        """Record entries of parts that were sent."""
+        for key, position in writes.items():
+            self.load(key, position)
+
+    def load(self, key: str, position: int | None) -> None:
+        contract, _, ref = key.partition(SEP)
+        if position is None:
+            self.sent.get(contract, {}).pop(ref, None)
+        else:
+            self.sent.setdefault(contract, {})[ref] = position
+
+
+class EngagementCopies:
+    """The rows of each engagement a worker owns, as the router shipped them: one small mirror
+    per engagement. Every ref remembers the offset of the part that last set it (``at``), so a
+    part delivered again after a crash never takes a row back to an older state.
+    Persisted one entry per (contract, ref): ``<contract>|<ref>`` -> the row with ``at``."""
+
+    def __init__(self) -> None:
+        self.mirrors: dict[str, SourceMirror] = {}
+        self.at: dict[str, dict[str, int]] = {}
+
+    def mirror(self, contract: str) -> SourceMirror:
+        if contract not in self.mirrors:
+            self.mirrors[contract] = SourceMirror()
+        return self.mirrors[contract]
+
+    def apply(self, part: BundlePart, offset: int) -> dict[str, dict]:
+        """Apply one part delivered at ``offset``; the table entries to persist."""
+        writes: dict[str, dict] = {}
+        at = self.at.setdefault(part.contract, {})
+        if part.reset:
+            for ref in [r for r, seen in at.items() if seen < offset and r not in part.rows]:
+                writes[f"{part.contract}{SEP}{ref}"] = {"row": None, "at": offset}
+        writes.update({f"{part.contract}{SEP}{ref}": {**(doc or {"row": None}), "at": offset}
+                       for ref, doc in part.rows.items() if at.get(ref, -1) < offset})
+        for key, doc in writes.items():
+            self.load(key, doc)
+        return writes
+
+    def load(self, key: str, doc: dict) -> None:
+        """Restore one entry from the table (or record one just applied)."""
+        contract, _, ref = key.partition(SEP)
+        self.at.setdefault(contract, {})[ref] = doc["at"]
+        mirror = self.mirror(contract)
+        if doc.get("row") is None:
+            mirror.forget(ref)
+        else:
+            mirror.load(ref, doc)
+
+    def drop(self, contract: str) -> None:
+        """Forget an engagement whose partition this worker no longer owns."""
+        self.mirrors.pop(contract, None)
+        self.at.pop(contract, None)
