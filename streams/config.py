@@ -52,6 +52,11 @@ class Settings(BaseSettings):
     schema_registry_ca_file: str | None = None
     schema_registry_auto_register: bool = True
     topic_partitions: int = 1
+    # Scaling out (docs/design.md, "Scaling"): 0 derives every engagement on the worker reading the
+    # source topics; N > 0 routes each engagement to one of N partitions of the topic
+    # q2c.changes.by-engagement, which every worker started with the same app_id shares.
+    engagement_partitions: int = 0
+    app_id: str = "q2c-sync"  # the Faust app: consumer group and table changelog names
     batch_size: int = 2000
     # how long a source transaction is held waiting for all its changes before it is applied as it is
     transaction_wait_s: float = 120.0

@@ -1,23 +1,35 @@
 """The Faust app: one agent reads every Debezium topic in batches and hands each batch to the
-``Pipeline`` (decode → mirror → rules → canonical topics → sinks → ledger).
+``CapturePipeline`` (decode → mirror → rules → canonical topics → sinks → ledger).
 
 State lives in changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN),
 ``q2c-ledger`` (what was written per engagement, invoice and account) and
 ``q2c-open-transactions`` (changes of source transactions not yet complete).
+
+Scaled out (``Q2C_ENGAGEMENT_PARTITIONS`` > 0), the worker that owns the source topics routes each
+engagement to a partition of ``q2c.changes.by-engagement`` (``q2c-routes`` remembers what was
+sent), and on every worker the ``derive_engagements`` agent derives the engagements of the
+partitions it owns from copies of their rows (``q2c-engagement-rows``) against their ledger
+(``q2c-engagement-ledger``). See docs/design.md, "Scaling".
 """
 from __future__ import annotations
 
 import faust
 
+from streams.agents import metrics
+from streams.agents.engagement_pipeline import EngagementPipeline
 from streams.agents.pipeline import CapturePipeline
-from streams.agents.topics import APP_ID, LEDGER, MIRROR, OPEN_TRANSACTIONS, canonical_topics, source_topics
+from streams.agents.topics import (
+    BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
+    canonical_topics, source_topics,
+)
 from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import faust_credentials, load
 
 settings = load()
+scaled_out = settings.engagement_partitions > 0
 
 app = faust.App(
-    APP_ID,
+    settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
     broker_credentials=faust_credentials(settings),
     store="memory://",
@@ -27,7 +39,7 @@ app = faust.App(
     web_bind=settings.host,
     web_host=settings.host,
     web_port=settings.worker_web_port,
-    datadir=str(settings.home_dir / "faust"),
+    datadir=str(settings.home_dir / "faust" / f"{settings.app_id}-{settings.worker_web_port}"),  # one per worker
     broker_max_poll_records=settings.batch_size,
     consumer_auto_offset_reset="earliest",
     stream_wait_empty=False,
@@ -38,12 +50,18 @@ changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
 mirror_table, ledger_table, open_transactions_table = (
     app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True)
     for name in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
+routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partitions, use_partitioner=True)
+                if scaled_out else None)
 
-pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table)
+pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table, routes_table)
 loader = WarehouseLoader(settings)
 
 canonical_topic = app.topic(*canonical_topics(), key_type=bytes, value_type=bytes,
                             key_serializer="raw", value_serializer="raw")
+
+
+def owned_partitions(topic: str) -> set[int]:
+    return {tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic}
 
 
 @app.agent(changes_topic)
@@ -58,17 +76,35 @@ async def load_warehouse(stream):
         await loader.handle(events)
 
 
+engagements = None
+if scaled_out:
+    by_engagement = app.topic(BY_ENGAGEMENT, key_type=bytes, value_type=bytes, key_serializer="raw",
+                              value_serializer="raw", partitions=settings.engagement_partitions)
+    engagement_rows_table, engagement_ledger_table = (
+        app.Table(name, default=None, partitions=settings.engagement_partitions)
+        for name in (ENGAGEMENT_ROWS, ENGAGEMENT_LEDGER))
+    engagements = EngagementPipeline(settings, engagement_rows_table, engagement_ledger_table,
+                                     lambda: owned_partitions(BY_ENGAGEMENT))
+
+    @app.agent(by_engagement)
+    async def derive_engagements(stream):
+        async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
+            await engagements.handle(events)
+
+
+@app.on_rebalance_complete.connect
+async def rebuild_state(sender, **kwargs) -> None:
+    """Faust has restored the tables of the partitions this worker owns now: rebuild the in-memory
+    state from them (the worker reading the source topics may have changed) and report running."""
+    reads_sources = bool(owned_partitions(source_topics()[0]))
+    await pipeline.rebalanced(reads_sources)
+    if engagements is not None:
+        await engagements.rebalanced()
+    metrics.HEALTH.set("running")
+
+
 @app.timer(interval=2.0)
 async def release_overdue_transactions() -> None:
     """A source transaction that stays incomplete is applied as it is Q2C_TRANSACTION_WAIT_S after
     its first change, even when no new event arrives to trigger a batch."""
     await pipeline.release_overdue()
-
-
-@app.timer(interval=1.0)
-async def watch_recovery() -> None:
-    """Once Faust has restored the tables from their changelogs, rebuild the mirror and report
-    the worker running (before that, its health says ``starting``)."""
-    recovery = app.tables.recovery
-    if recovery.completed.is_set() and not recovery.in_recovery and not pipeline.loaded:
-        pipeline.ready()

@@ -19,6 +19,10 @@ DEGRADED = Gauge("q2c_worker_degraded", "1 while a sink is failing and the worke
 OPEN_TRANSACTIONS = Gauge("q2c_open_source_transactions", "Source transactions held until all their changes arrived")
 INCOMPLETE_TRANSACTIONS = Counter("q2c_incomplete_transactions_total",
                                   "Source transactions released before all their changes arrived (waited too long)")
+ENGAGEMENT_PARTITIONS = Gauge("q2c_engagement_partitions_owned",
+                              "Partitions of q2c.changes.by-engagement this worker derives (scaled out)")
+ENGAGEMENTS_DERIVED = Counter("q2c_engagements_derived_total",
+                              "Engagements derived from a complete bundle by this worker (scaled out)")
 LAG = Gauge("q2c_source_lag_seconds", "Seconds between a source commit and its processing (last batch)")
 
 

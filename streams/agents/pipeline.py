@@ -1,6 +1,8 @@
 """The capture agent's batch: decode → hold each source transaction until it is complete →
 mirror and rules (``Processor``) → canonical topics and dead letters → ERP, PSA and CRM sinks →
-ledger."""
+ledger. Scaled out (``routes_table`` given), each touched engagement is routed as bundle parts to
+``q2c.changes.by-engagement`` instead, for the engagement agent of the worker owning its partition;
+receivables and account financials are still derived here."""
 from __future__ import annotations
 
 import asyncio
@@ -13,37 +15,40 @@ from typing import Any, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
-from streams.agents.topics import REPLAY_HEADER
-from streams.canonical import avro
+from streams.agents.outputs import persist_ledger, produce_canonical, write_sinks
+from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
 from streams.config import Settings
-from streams.sinks import crm as crm_sink
-from streams.sinks import erp as erp_sink
-from streams.sinks import psa as psa_sink
-from streams.state.ledger import Ledger
 from streams.state.mirror import SourceMirror
 from streams.state.processor import BatchResult, Processor
+from streams.state.routing import RouteBook, engagement_partition
 
 log = logging.getLogger(__name__)
 
 
 class CapturePipeline(BatchHandler):
     def __init__(self, settings: Settings, mirror_table: MutableMapping, ledger_table: MutableMapping,
-                 open_transactions_table: MutableMapping):
+                 open_transactions_table: MutableMapping, routes_table: MutableMapping | None = None):
         super().__init__(settings)
         self.mirror_table = mirror_table
-        self.mirror = SourceMirror()
         self.ledger_table = ledger_table
-        self.processor = Processor(self.mirror)
+        self.open_transactions_table = open_transactions_table
+        self.routes_table = routes_table
         self.wire = CanonicalWire.from_settings(settings)
-        self.transactions = HeldTransactions(open_transactions_table, settings.transaction_wait_s)
-        self.ready_to_apply: list[RowChange] = []  # released while restoring
         self.lock = asyncio.Lock()
-        self.loaded = False
+        self.unload()
         self.replay_target = settings.run_dir / "replay-target.json"
         self.rebuild_until: dict[tuple[str, int], int] = {}
         self.sweep_pending = False
+
+    def unload(self) -> None:
+        """Drop the in-memory state (rebuilt from the tables by ``ready``)."""
+        self.mirror = SourceMirror()
+        self.processor = Processor(self.mirror, routes=RouteBook() if self.routes_table is not None else None)
+        self.transactions = HeldTransactions(self.open_transactions_table, self.s.transaction_wait_s)
+        self.ready_to_apply: list[RowChange] = []  # released while restoring
+        self.loaded = False
 
     def ready(self) -> None:
         """After Faust restored the tables: rebuild the mirror and the open transactions."""
@@ -55,6 +60,9 @@ class CapturePipeline(BatchHandler):
                 count += 1
         for key, doc in self.ledger_table.items():
             self.processor.ledger.load(key, doc)
+        if self.routes_table is not None:
+            for key, position in self.routes_table.items():
+                self.processor.routes.load(key, position)
         self.ready_to_apply = self.transactions.restore(time.monotonic())
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
@@ -63,9 +71,16 @@ class CapturePipeline(BatchHandler):
             log.info("replay: rebuilding the mirror up to %d partitions' end offsets before deriving", len(self.rebuild_until))
             if not self.rebuild_until:
                 self.replay_target.unlink()
-        metrics.HEALTH.set("running")
         log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
                  count, len(self.transactions.buffer.open), time.monotonic() - started)
+
+    async def rebalanced(self, reads_sources: bool) -> None:
+        """After a rebalance, once Faust restored the tables: rebuild the state from them if this
+        worker now reads the source topics, else drop it (another worker does)."""
+        async with self.lock:
+            self.unload()
+            if reads_sources:
+                self.ready()
 
     async def handle(self, events: list[Any]) -> None:
         if not self.loaded:
@@ -149,43 +164,23 @@ class CapturePipeline(BatchHandler):
         for ref, doc in result.mirror_writes.items():
             self.mirror_table[ref] = doc
         await asyncio.to_thread(self._publish, result, letters)
-        await asyncio.to_thread(self._sink, result)
-        for key, row in result.ledger_writes.items():
-            if row is None:
-                if key in self.ledger_table:
-                    del self.ledger_table[key]
-            else:
-                self.ledger_table[key] = Ledger.persisted(row)
+        await asyncio.to_thread(write_sinks, self, result)
+        persist_ledger(self.ledger_table, result.ledger_writes)
+        for key, position in result.route_writes.items():
+            if position is not None:
+                self.routes_table[key] = position
+            elif key in self.routes_table:
+                del self.routes_table[key]
         self.processor.commit(result)
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)
 
     def _publish(self, result: BatchResult, letters) -> None:
+        produce_canonical(self, self.wire, result)
         producer = self.kafka_producer()
-        for event in result.canonical:
-            headers = [("q2c.type", event.event_type)]
-            if event.ref:
-                headers.append(("q2c.ref", event.ref))
-            if event.contract:
-                headers.append(("q2c.contract", event.contract))
-            value = self.wire.encode(event.event_type, event.model) if event.model is not None else None
-            producer.produce(avro.topic_of(event.event_type), key=event.key.encode(), value=value, headers=headers)
-            metrics.CANONICAL.labels(event.event_type).inc()
+        for part in result.bundles:
+            producer.produce(BY_ENGAGEMENT, key=part.contract.encode(), value=part.encode(),
+                             partition=engagement_partition(part.contract, self.s.engagement_partitions))
         self.dead_letter(letters, flush=False)
         self.flush()
-
-    def _sink(self, result: BatchResult) -> None:
-        if len(result.erp):
-            self.write_retrying("ERP write", "erp", lambda c: erp_sink.write(c, result.erp))
-            for table, rows in (("contract", result.erp.contracts), ("billing_schedule", result.erp.schedule),
-                                ("billing_event", result.erp.events), ("project_cost", result.erp.costs),
-                                ("receivable", result.erp.receivables)):
-                if rows:
-                    metrics.SINK_ROWS.labels("erp", table).inc(len(rows))
-        if result.provisions:
-            self.write_retrying("PSA provisioning", "psa", lambda c: psa_sink.write(c, result.provisions))
-            metrics.SINK_ROWS.labels("psa", "project").inc(len(result.provisions))
-        if result.financials:
-            self.write_retrying("CRM account financials", "crm", lambda c: crm_sink.write(c, result.financials))
-            metrics.SINK_ROWS.labels("crm", "account_financials").inc(len(result.financials))

@@ -11,9 +11,13 @@ from streams.config import SOURCE_DATABASES, Settings
 DEAD_LETTER = "q2c.dead-letter"
 DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
 REPLAY_HEADER = "q2c.replay_of"  # on a dead letter produced again to its source topic
-APP_ID = "q2c-sync"
-MIRROR, LEDGER, OPEN_TRANSACTIONS = "q2c-mirror", "q2c-ledger", "q2c-open-transactions"
-CHANGELOGS = tuple(f"{APP_ID}-{table}-changelog" for table in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
+BY_ENGAGEMENT = "q2c.changes.by-engagement"  # scaled out: bundle parts keyed by contract number
+MIRROR, LEDGER, OPEN_TRANSACTIONS, ROUTES = "q2c-mirror", "q2c-ledger", "q2c-open-transactions", "q2c-routes"
+ENGAGEMENT_ROWS, ENGAGEMENT_LEDGER = "q2c-engagement-rows", "q2c-engagement-ledger"
+
+
+def changelog(settings: Settings, table: str) -> str:
+    return f"{settings.app_id}-{table}-changelog"
 
 
 def source_topics() -> list[str]:
@@ -33,6 +37,9 @@ def ensure_topics(settings: Settings) -> None:
     wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS]
     new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1,
                     config={"retention.ms": "-1"}) for t in wanted if t not in existing]
+    if settings.engagement_partitions and BY_ENGAGEMENT not in existing:
+        new.append(NewTopic(BY_ENGAGEMENT, num_partitions=settings.engagement_partitions, replication_factor=1,
+                            config={"retention.ms": "-1", "compression.type": "producer"}))
     if not new:
         return
     for topic, future in admin.create_topics(new).items():

@@ -11,6 +11,7 @@ def run(settings: Settings) -> None:
     from streams.agents.topics import ensure_topics
 
     ensure_topics(settings)
+    (settings.home_dir / "faust").mkdir(parents=True, exist_ok=True)  # each worker's Faust datadir is below
     metrics.serve(settings.host, settings.metrics_port)
     from streams.agents.app import app
 

@@ -70,9 +70,12 @@ def replay(settings: Settings, letters: list[DeadLetter]) -> list[str]:
     for letter in letters:
         if not letter.source_topic:
             continue
+        # back to the partition it came from: it keeps its place among its key's records (the
+        # engagement topic is partitioned by the sync, not by the key's hash)
+        where = {"partition": int(letter.source_partition)} if letter.source_partition.isdigit() else {}
         producer.produce(letter.source_topic, key=letter.key.encode() if letter.key is not None else None,
                          value=letter.value.encode() if letter.value is not None else None,
-                         headers=[(REPLAY_HEADER, letter.id.encode())])
+                         headers=[(REPLAY_HEADER, letter.id.encode())], **where)
         producer.produce(REPLAYS, key=letter.id.encode(), value=now.encode())
         done.append(letter.id)
     if producer.flush(30):

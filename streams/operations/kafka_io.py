@@ -9,7 +9,6 @@ from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
 
-WORKER_GROUP = "q2c-sync"
 
 
 def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float = 2.0) -> Iterator[Message]:
@@ -39,10 +38,11 @@ def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float
         consumer.close()
 
 
-def worker_lag(settings: Settings, topics: list[str]) -> int:
-    """Source events the worker has not yet committed (sum over partitions)."""
+def worker_lag(settings: Settings, topics: list[str], group: str | None = None) -> int:
+    """Events of ``topics`` the workers (the app's consumer group) have not yet committed (sum
+    over partitions)."""
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": WORKER_GROUP, "enable.auto.commit": False, "log_level": 0})
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": group or settings.app_id, "enable.auto.commit": False, "log_level": 0})
     try:
         metadata = admin.list_topics(timeout=10).topics
         partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]

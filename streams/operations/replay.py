@@ -17,7 +17,7 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.agents.topics import APP_ID, CHANGELOGS, LEDGER, source_topics
+from streams.agents.topics import MIRROR, OPEN_TRANSACTIONS, ROUTES, changelog, source_topics
 from streams.stack.manager import Stack
 
 
@@ -30,7 +30,7 @@ def replay_everything(stack: Stack, say=print) -> None:
     rewind = [TopicPartition(t, p, 0) for t in source_topics() if t in metadata for p in metadata[t].partitions]
     for attempt in range(90):  # the group's offsets can be changed once its members have left
         try:
-            for future in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(APP_ID, rewind)]).values():
+            for future in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.app_id, rewind)]).values():
                 future.result()
             break
         except Exception:  # noqa: BLE001
@@ -38,7 +38,7 @@ def replay_everything(stack: Stack, say=print) -> None:
                 raise
             time.sleep(1)
     ends = []
-    reader = Consumer({**settings.kafka_client_config(), "group.id": f"{APP_ID}-replay", "log_level": 0})
+    reader = Consumer({**settings.kafka_client_config(), "group.id": f"{settings.app_id}-replay", "log_level": 0})
     try:
         for tp in rewind:
             ends.append({"topic": tp.topic, "partition": tp.partition,
@@ -48,7 +48,9 @@ def replay_everything(stack: Stack, say=print) -> None:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     (settings.run_dir / "replay-target.json").write_text(json.dumps(ends))
     existing = set(metadata)
-    doomed = [t for t in CHANGELOGS if t in existing and LEDGER not in t]  # the mirror and open transactions
+    # the mirror, the open transactions and (scaled out) what was routed: the sweep routes every
+    # engagement whole again; the ledgers and the engagements' copies are kept
+    doomed = [changelog(settings, t) for t in (MIRROR, OPEN_TRANSACTIONS, ROUTES) if changelog(settings, t) in existing]
     if doomed:
         for future in admin.delete_topics(doomed, operation_timeout=30).values():
             future.result()

@@ -1,0 +1,60 @@
+"""What a derivation writes, shared by the capture agent and (scaled out) the engagement agent:
+canonical events to their topics, rows to the ERP, PSA and CRM sinks, and ledger rows to a table."""
+from __future__ import annotations
+
+from typing import Any, Callable, MutableMapping
+
+from streams.agents import metrics
+from streams.agents.batch import BatchHandler
+from streams.canonical import avro
+from streams.canonical.wire import CanonicalWire
+from streams.sinks import crm as crm_sink
+from streams.sinks import erp as erp_sink
+from streams.sinks import psa as psa_sink
+from streams.state.ledger import Ledger
+from streams.state.processor import BatchResult
+
+
+def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchResult) -> None:
+    """Queue the batch's canonical events on the handler's producer (the caller flushes)."""
+    producer = handler.kafka_producer()
+    for event in result.canonical:
+        headers = [("q2c.type", event.event_type)]
+        if event.ref:
+            headers.append(("q2c.ref", event.ref))
+        if event.contract:
+            headers.append(("q2c.contract", event.contract))
+        value = wire.encode(event.event_type, event.model) if event.model is not None else None
+        producer.produce(avro.topic_of(event.event_type), key=event.key.encode(), value=value, headers=headers)
+        metrics.CANONICAL.labels(event.event_type).inc()
+
+
+def write_sinks(handler: BatchHandler, result: BatchResult) -> None:
+    """ERP, PSA provisioning and CRM account financials, each retried until written."""
+    if len(result.erp):
+        handler.write_retrying("ERP write", "erp", lambda c: erp_sink.write(c, result.erp))
+        for table, rows in (("contract", result.erp.contracts), ("billing_schedule", result.erp.schedule),
+                            ("billing_event", result.erp.events), ("project_cost", result.erp.costs),
+                            ("receivable", result.erp.receivables)):
+            if rows:
+                metrics.SINK_ROWS.labels("erp", table).inc(len(rows))
+    if result.provisions:
+        handler.write_retrying("PSA provisioning", "psa", lambda c: psa_sink.write(c, result.provisions))
+        metrics.SINK_ROWS.labels("psa", "project").inc(len(result.provisions))
+    if result.financials:
+        handler.write_retrying("CRM account financials", "crm", lambda c: crm_sink.write(c, result.financials))
+        metrics.SINK_ROWS.labels("crm", "account_financials").inc(len(result.financials))
+
+
+def persist_ledger(table: MutableMapping, rows: dict[str, Any], put: Callable[[MutableMapping, str, Any], None] | None = None) -> None:
+    """Ledger rows into their table (None removes one); ``put`` writes one entry when the table's
+    partition is not Faust's choice."""
+    for key, row in rows.items():
+        value = Ledger.persisted(row) if row is not None else None
+        if put is not None:
+            put(table, key, value)
+        elif value is None:
+            if key in table:
+                del table[key]
+        else:
+            table[key] = value
