@@ -24,18 +24,27 @@ def rss_mb(pidfile: Path) -> float:
     return sum(int(x) for x in out.split()) / 1024
 
 
-def end_to_end(engagements: int, entries: int) -> None:
+def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int = 1) -> None:
     from streams.config import Settings
     from streams.stack.manager import Stack
+    from streams.stack.worker import FaustWorker
     from tests.load import Load
     from tests.sources import Delivery, Firm, eventually
 
     home = tempfile.mkdtemp(prefix="q2c-bench-")
-    os.environ.update({**TEST_PORTS, "Q2C_HOME": home})
+    os.environ.update({**TEST_PORTS, "Q2C_HOME": home, "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
     stack = Stack(Settings())
     t0 = time.monotonic()
     stack.up(say=lambda line: None)
     print(f"q2c up (warm jar cache, empty Q2C_HOME): {time.monotonic() - t0:.1f}s")
+    s = stack.s
+    extra = [FaustWorker(s, f"worker-{i}", {"Q2C_METRICS_PORT": str(s.metrics_port + 10 + i),
+                                             "Q2C_WORKER_WEB_PORT": str(s.worker_web_port + 10 + i)})
+             for i in range(1, workers)]
+    for worker in extra:
+        worker.start()
+    if partitions:
+        print(f"scaled out: {workers} workers sharing {partitions} engagement partitions")
     try:
         firm = Firm(stack.s)
         psa = Delivery(firm)
@@ -53,18 +62,22 @@ def end_to_end(engagements: int, entries: int) -> None:
         print(f"end to end: {n} approved time entries -> {counts['events']} billing events + {counts['costs']} costs "
               f"in {elapsed:.1f}s = {n / elapsed:,.0f} source changes/s (writing them took {written:.1f}s); "
               f"lost {counts['lost']}, duplicated {counts['duplicated']}")
-        for part in (stack.kafka, stack.connect, stack.worker, stack.prometheus):
+        for part in (stack.kafka, stack.connect, stack.worker, *extra, stack.prometheus):
             print(f"  RSS {part.name:<10} {rss_mb(part.pidfile):7.0f} MB")
         pg = subprocess.run(["ps", "-C", "postgres", "-o", "rss="], capture_output=True, text=True).stdout
         print(f"  RSS {'postgres':<10} {sum(int(x) for x in pg.split()) / 1024:7.0f} MB (all backends)")
     finally:
+        for worker in extra:
+            worker.stop()
         stack.down()
 
 
 def core(engagements: int, entries: int, batch: int) -> None:
     from streams.capture.envelope import RowChange
     from streams.state.mirror import SourceMirror
+    from streams.state.engagement_stage import EngagementStage
     from streams.state.processor import Processor
+    from streams.state.routing import RouteBook
     from tests.state.test_processor import ROWS
 
     approved = datetime(2026, 2, 2, 10, tzinfo=timezone.utc)
@@ -108,6 +121,26 @@ def core(engagements: int, entries: int, batch: int) -> None:
     elapsed = time.perf_counter() - started
     print(f"core: {len(changes)} changes in batches of {batch} -> {written} ERP rows in {elapsed:.2f}s = "
           f"{len(changes) / elapsed:,.0f} changes/s (one core, no I/O)")
+    # scaled out: the router's share (mirror, touched, routing) and the deriving side's, apart
+    router = Processor(SourceMirror(), routes=RouteBook())
+    stage = EngagementStage()
+    routed, offset, parts = 0.0, 0, []
+    for i in range(0, len(changes), batch):
+        t = time.perf_counter()
+        result = router.process(changes[i:i + batch])
+        router.commit(result)
+        routed += time.perf_counter() - t
+        parts.append([(offset + k, part) for k, part in enumerate(result.bundles)])
+        offset += len(result.bundles)
+    t = time.perf_counter()
+    derived = 0
+    for batch_parts in parts:
+        result = stage.process(batch_parts)
+        derived += len(result.erp)
+        stage.commit(result)
+    deriving = time.perf_counter() - t
+    print(f"core scaled out: router {len(changes) / routed:,.0f} changes/s ({offset} bundle parts); "
+          f"deriving side {len(changes) / deriving:,.0f} changes/s -> {derived} ERP rows (one core each, no I/O)")
 
 
 def main() -> None:
@@ -116,10 +149,12 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=500)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--core-only", action="store_true")
+    parser.add_argument("--partitions", type=int, default=0, help="Q2C_ENGAGEMENT_PARTITIONS (0: one worker does all)")
+    parser.add_argument("--workers", type=int, default=1, help="workers to run (scaled out: with --partitions)")
     args = parser.parse_args()
     core(args.engagements, args.entries, args.batch)
     if not args.core_only:
-        end_to_end(args.engagements, args.entries)
+        end_to_end(args.engagements, args.entries, args.partitions, args.workers)
 
 
 if __name__ == "__main__":

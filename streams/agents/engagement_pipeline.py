@@ -70,22 +70,29 @@ class EngagementPipeline(BatchHandler):
         async with self.lock:
             if not self.loaded:
                 self.ready()
-            parts, letters = [], []
-            for event in events:
-                try:
-                    parts.append((event.message.offset, BundlePart.decode(event.key, event.value)))
-                except (ValueError, KeyError, TypeError, AttributeError) as exc:
-                    letters.append((event, "undecodable", f"not a bundle part: {exc}", None))
-            if letters:
-                await self._dead_letter_until_delivered(letters)
-            result = self.stage.process(parts)
-            await asyncio.to_thread(self._publish, result)
-            await asyncio.to_thread(write_sinks, self, result)
-            for key, doc in result.mirror_writes.items():
-                self._put(self.rows_table, key, doc)
-            persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
-            self.stage.commit(result)
-            metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
+            try:
+                await self._process(events)
+            except Exception:
+                self.loaded = False  # the state in memory ran ahead of the tables: rebuild before the retry
+                raise
+
+    async def _process(self, events: list[Any]) -> None:
+        parts, letters = [], []
+        for event in events:
+            try:
+                parts.append((event.message.offset, BundlePart.decode(event.key, event.value)))
+            except (ValueError, KeyError, TypeError, AttributeError) as exc:
+                letters.append((event, "undecodable", f"not a bundle part: {exc}", None))
+        if letters:
+            await self._dead_letter_until_delivered(letters)
+        result = self.stage.process(parts)
+        await asyncio.to_thread(self._publish, result)
+        await asyncio.to_thread(write_sinks, self, result)
+        for key, doc in result.mirror_writes.items():
+            self._put(self.rows_table, key, doc)
+        persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
+        self.stage.commit(result)
+        metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
 
     def _publish(self, result) -> None:
         produce_canonical(self, self.wire, result)

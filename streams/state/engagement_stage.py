@@ -24,11 +24,15 @@ class EngagementStage:
     def process(self, parts: list[tuple[int, BundlePart]]) -> BatchResult:
         """Apply ``(offset, part)`` pairs in their order; derive the engagements whose last part
         came. A part delivered again changes no row but still derives: the sinks may not have
-        been written when the worker stopped."""
+        been written when the worker stopped. Ledger rows handed over are held at once (the
+        derivation needs them); a failed batch must reload the ledger from its table."""
         result = BatchResult()
         complete: list[str] = []
         for offset, part in parts:
             result.mirror_writes.update(self.copies.apply(part, offset))
+            for key, doc in part.ledger.items():  # handed over: kept only where nothing newer is held
+                if not self.ledger.holds(key):
+                    result.ledger_writes[key] = self.ledger.load(key, doc)
             if part.last and part.contract not in complete:
                 complete.append(part.contract)
         for contract in complete:

@@ -47,6 +47,32 @@ class Ledger:
     def linked_refs(self, contract: str) -> set[str]:
         return self.linked.get(contract, set())
 
+    def holds(self, key: str) -> bool:
+        """Whether the ledger has the row ``key``."""
+        head, _, rest = key.partition(SEP)
+        if not head.startswith("eng:"):
+            return key in self.docs
+        contract = head[len("eng:"):]
+        if not rest:
+            return contract in self.engagements
+        part, _, item = rest.partition(SEP)
+        if part == "linked":
+            return item in self.linked.get(contract, ())
+        outputs = self.engagements.get(contract)
+        return outputs is not None and item in getattr(outputs, FIELD_OF_PART[part])
+
+    def rows_of(self, contract: str) -> dict[str, Any]:
+        """Every row of one engagement, as the table keeps them (to hand the engagement over)."""
+        outputs = self.engagements.get(contract)
+        if outputs is None:
+            return {}
+        head = f"eng:{contract}"
+        rows: dict[str, Any] = {head: {"contract": outputs.contract.model_dump(mode="json") if outputs.contract else None}}
+        for part, attr in FIELD_OF_PART.items():
+            rows.update({f"{head}{SEP}{part}{SEP}{k}": v.model_dump(mode="json") for k, v in getattr(outputs, attr).items()})
+        rows.update({f"{head}{SEP}linked{SEP}{ref}": True for ref in self.linked.get(contract, ())})
+        return rows
+
     # --- the rows of one engagement's change -------------------------------------------------
 
     @staticmethod
@@ -86,14 +112,15 @@ class Ledger:
         for key, row in rows.items():
             self._put(key, row)
 
-    def load(self, key: str, doc: Any) -> None:
-        """Restore one row from the table (a JSON doc)."""
+    def load(self, key: str, doc: Any) -> Row:
+        """Restore one row from the table (a JSON doc); the row as held (a model or the doc)."""
         rest = key.partition(SEP)[2]
         if rest and doc is not None:
             part = rest.partition(SEP)[0]
             if part in PARTS:
                 doc = PARTS[part].model_validate(doc)
         self._put(key, doc)
+        return doc
 
     def _put(self, key: str, row: Row) -> None:
         head, _, rest = key.partition(SEP)
@@ -104,9 +131,15 @@ class Ledger:
                 self.docs[key] = row
             return
         contract = head[len("eng:"):]
+        if not rest and row is None:  # the engagement handed over (scaled out): forget it all
+            self.engagements.pop(contract, None)
+            self.linked.pop(contract, None)
+            return
+        if row is None and contract not in self.engagements:
+            return
         outputs = self.engagements.setdefault(contract, EngagementOutputs())
         if not rest:
-            doc = row or {}
+            doc = row
             outputs.contract = Contract.model_validate(doc["contract"]) if doc.get("contract") else None
             return
         part, _, item = rest.partition(SEP)

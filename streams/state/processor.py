@@ -126,9 +126,13 @@ class Processor:
         if self.routes is None:
             self.engagement(contract, result)
             return
-        parts, writes = self.routes.route(self.mirror, contract, whole=whole)
+        # an engagement this ledger derived before scaling out goes with what was written for it
+        handed_over = self.ledger.rows_of(contract) if contract not in self.routes.sent else {}
+        parts, writes = self.routes.route(self.mirror, contract, whole=whole, ledger=handed_over)
         result.bundles.extend(parts)
         result.route_writes.update(writes)
+        if parts:
+            result.ledger_writes.update({key: None for key in handed_over})
 
     def engagement(self, contract: str, result: BatchResult) -> None:
         """Derive one engagement from the mirror and add what changed to ``result``."""

@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import json
 import zlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 from streams.state.mirror import SourceMirror
 from streams.state.views import engagement_view
@@ -41,15 +42,18 @@ class BundlePart:
     rows: dict[str, dict | None]  # ref -> the row as the mirror persists it; None: it left the view
     reset: bool = False  # first part of a whole set: the copy drops the rows it holds that are older
     last: bool = True  # derive the engagement once this part is applied
+    # ledger rows handed over with an engagement's first bundle, when the router's own ledger had
+    # them (a deployment that ran one worker before scaling out): what was written stays known
+    ledger: dict[str, Any] = field(default_factory=dict)
 
     def encode(self) -> bytes:
-        return json.dumps({"rows": self.rows, "reset": self.reset, "last": self.last},
+        return json.dumps({"rows": self.rows, "reset": self.reset, "last": self.last, "ledger": self.ledger},
                           separators=(",", ":")).encode()
 
     @classmethod
     def decode(cls, key: bytes, value: bytes) -> "BundlePart":
         doc = json.loads(value)
-        return cls(key.decode(), doc["rows"], doc["reset"], doc["last"])
+        return cls(key.decode(), doc["rows"], doc["reset"], doc["last"], doc.get("ledger") or {})
 
 
 class RouteBook:
@@ -59,14 +63,18 @@ class RouteBook:
     def __init__(self) -> None:
         self.sent: dict[str, dict[str, int]] = {}
 
-    def route(self, mirror: SourceMirror, contract: str, whole: bool = False) -> tuple[list[BundlePart], dict[str, int | None]]:
+    def route(self, mirror: SourceMirror, contract: str, whole: bool = False,
+              ledger: dict[str, Any] | None = None) -> tuple[list[BundlePart], dict[str, int | None]]:
         """The bundle parts that bring ``contract``'s copy up to the mirror (none when it is),
         and the book entries to persist once they are sent. ``whole`` ships every row and makes
-        the copy drop what it holds besides (the first shipment, a replay)."""
+        the copy drop what it holds besides (the first shipment, a replay); ``ledger`` rows are
+        handed over with them."""
         with mirror.recording() as refs:
             engagement_view(mirror, contract)
         now = {ref: mirror.positions[ref] for ref in refs}
         before = self.sent.get(contract)
+        if not now and before is None:
+            return [], {}  # nothing of it yet (an invoice line naming an unknown engagement)
         whole = whole or before is None
         if whole:
             rows: dict[str, dict | None] = {ref: mirror.persisted(ref) for ref in sorted(now)}
@@ -78,9 +86,10 @@ class RouteBook:
             writes = {f"{contract}{SEP}{ref}": now.get(ref) for ref in rows}
         if not rows and not whole:
             return [], {}
-        refs_in_order = list(rows)
-        chunks = [refs_in_order[i:i + ROWS_PER_PART] for i in range(0, len(refs_in_order), ROWS_PER_PART)] or [[]]
-        parts = [BundlePart(contract, {ref: rows[ref] for ref in chunk}, reset=whole and i == 0, last=i == len(chunks) - 1)
+        items = [("rows", ref, doc) for ref, doc in rows.items()] + [("ledger", k, v) for k, v in (ledger or {}).items()]
+        chunks = [items[i:i + ROWS_PER_PART] for i in range(0, len(items), ROWS_PER_PART)] or [[]]
+        parts = [BundlePart(contract, {ref: doc for kind, ref, doc in chunk if kind == "rows"}, reset=whole and i == 0,
+                            last=i == len(chunks) - 1, ledger={k: v for kind, k, v in chunk if kind == "ledger"})
                  for i, chunk in enumerate(chunks)]
         return parts, writes
 

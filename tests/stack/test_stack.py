@@ -80,6 +80,10 @@ def test_the_compose_file_is_valid():
     result = subprocess.run(["docker-compose", "-f", str(PROJECT_ROOT / "docker-compose.yml"), "config", "-q"],
                             capture_output=True, text=True, env=env)
     assert result.returncode == 0, result.stderr
+    assert shutil.which("promtool"), "Debian's prometheus package brings promtool"
+    checked = subprocess.run(["promtool", "check", "config", str(PROJECT_ROOT / "deploy" / "prometheus" / "prometheus.yml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
     dashboards = list((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
     assert dashboards and all(json.loads(p.read_text())["panels"] for p in dashboards)
 

@@ -142,3 +142,25 @@ def test_two_engagements_sharing_rows_give_one_workers_rows_in_any_order(order, 
     rows = [*every_row(), *SECOND]
     arrivals = [rows[i] for i in order]
     assert two_stage_outcome(arrivals, batch_size) == outcome(arrivals, batch_size)
+
+
+def test_scaling_out_a_running_deployment_hands_each_engagement_over_with_what_was_written():
+    history = list(every_row())  # the time event is billed on invoice I1
+    changed = [change("psa.timesheet_entry", {"id": 9}, {**ROWS[6].row, "hours": "6"}, 40)]  # a billed entry edited
+    reference = Processor(SourceMirror(), today=TODAY)
+    for batch in (history, changed):
+        reference.commit(reference.process(batch))
+    one = Processor(SourceMirror(), today=TODAY)
+    one.commit(one.process(history))
+    # the same deployment restarted scaled out: the router keeps the single worker's mirror and ledger
+    router = Processor(one.mirror, one.ledger, today=TODAY, routes=RouteBook())
+    result = router.process(changed)
+    router.commit(result)
+    assert any(part.ledger for part in result.bundles)
+    stage = EngagementStage(today=TODAY)
+    derived = stage.process(list(enumerate(result.bundles)))
+    stage.commit(derived)
+    assert {**router.ledger.snapshot(), **stage.ledger.snapshot()} == reference.ledger.snapshot()
+    assert "eng:Q-1" not in router.ledger.snapshot()  # handed over, not kept twice
+    statuses = sorted((e.billing_event_id.endswith(":REV"), e.status) for e in derived.erp.events)
+    assert (True, "ready") in statuses  # the billed event is reversed (a :REV), not billed twice
