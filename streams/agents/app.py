@@ -108,3 +108,4 @@ async def release_overdue_transactions() -> None:
     """A source transaction that stays incomplete is applied as it is Q2C_TRANSACTION_WAIT_S after
     its first change, even when no new event arrives to trigger a batch."""
     await pipeline.release_overdue()
+
