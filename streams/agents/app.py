@@ -13,10 +13,14 @@ partitions it owns from copies of their rows (``q2c-engagement-rows``) against t
 """
 from __future__ import annotations
 
+import logging
+import time
+
 import faust
 
 from streams.agents import metrics
 from streams.agents.engagement_pipeline import EngagementPipeline
+from streams.agents.fetch_watch import FetchWatch, watch
 from streams.agents.pipeline import CapturePipeline
 from streams.agents.topics import (
     BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
@@ -43,6 +47,8 @@ app = faust.App(
     broker_max_poll_records=settings.batch_size,
     consumer_auto_offset_reset="earliest",
     stream_wait_empty=False,
+    # room for a few fetches while a batch is processed before Faust pauses a partition
+    stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
 )
 
 changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
@@ -109,3 +115,15 @@ async def release_overdue_transactions() -> None:
     its first change, even when no new event arrives to trigger a batch."""
     await pipeline.release_overdue()
 
+
+
+fetch_watch = FetchWatch()
+
+
+@app.timer(interval=10.0)
+async def watch_fetching() -> None:
+    """Report (and undo) a stop of Faust's fetching while events are left: fetch_watch.py."""
+    try:
+        watch(app, fetch_watch, time.monotonic())
+    except Exception:  # noqa: BLE001 - a diagnostic must never take the worker down
+        logging.getLogger(__name__).exception("the fetch watch failed")

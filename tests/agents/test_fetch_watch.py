@@ -1,0 +1,36 @@
+"""The fetch watch decides alone (no Faust): a stall is events left, nothing read for a while,
+and no rebalance under way."""
+from streams.agents.fetch_watch import FetchWatch
+
+TP = ("psa.transaction", 0)
+
+
+def test_events_left_and_nothing_read_for_a_minute_is_a_stall():
+    watch = FetchWatch(stall_after_s=60)
+    assert not watch.check(0, {TP: 10}, {TP: 50}, busy=False)
+    assert not watch.check(59, {TP: 10}, {TP: 50}, busy=False)
+    assert watch.check(60, {TP: 10}, {TP: 50}, busy=False)
+    assert not watch.check(61, {TP: 10}, {TP: 50}, busy=False)  # reported once per period
+    assert watch.check(120, {TP: 10}, {TP: 50}, busy=False)
+
+
+def test_reading_nothing_with_nothing_left_is_no_stall():
+    watch = FetchWatch(stall_after_s=60)
+    watch.check(0, {TP: 49}, {TP: 50}, busy=False)
+    assert not watch.check(600, {TP: 49}, {TP: 50}, busy=False)
+
+
+def test_progress_or_a_rebalance_restarts_the_clock():
+    watch = FetchWatch(stall_after_s=60)
+    watch.check(0, {TP: 10}, {TP: 50}, busy=False)
+    assert not watch.check(50, {TP: 11}, {TP: 50}, busy=False)
+    assert not watch.check(100, {TP: 11}, {TP: 50}, busy=False)
+    assert not watch.check(140, {TP: 11}, {TP: 50}, busy=True)
+    assert not watch.check(190, {TP: 11}, {TP: 50}, busy=False)
+    assert watch.check(200, {TP: 11}, {TP: 50}, busy=False)
+
+
+def test_a_partition_never_read_is_not_judged():
+    watch = FetchWatch(stall_after_s=60)
+    watch.check(0, {TP: None}, {TP: 50}, busy=False)
+    assert not watch.check(100, {TP: None}, {TP: 50}, busy=False)
