@@ -18,10 +18,27 @@ from pathlib import Path
 from tests.conftest import TEST_PORTS
 
 
+def cpu_s(pidfile: Path) -> float:
+    """CPU seconds (user + system) used so far by a part and its children."""
+    pid = pidfile.read_text().strip()
+    out = subprocess.run(["ps", "-o", "times=", "--ppid", pid, "-p", pid], capture_output=True, text=True).stdout
+    return float(sum(int(x) for x in out.split()))
+
+
 def rss_mb(pidfile: Path) -> float:
     pid = pidfile.read_text().strip()
     out = subprocess.run(["ps", "-o", "rss=", "--ppid", pid, "-p", pid], capture_output=True, text=True).stdout
     return sum(int(x) for x in out.split()) / 1024
+
+
+def _end_offset(settings, topic: str) -> int:
+    from confluent_kafka import Consumer, TopicPartition
+
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": "q2c-bench", "log_level": 0})
+    try:
+        return consumer.get_watermark_offsets(TopicPartition(topic, 0), timeout=10)[1]
+    finally:
+        consumer.close()
 
 
 def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int = 1) -> None:
@@ -52,18 +69,24 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
         load = Load(base=1000, engagements=engagements, entries_per_engagement=entries)
         # set up the engagements first, then time the flood of approved time entries
         Load(base=1000, engagements=engagements, entries_per_engagement=0).run(firm, psa)
+        topic_end = lambda: _end_offset(s, "psa.psa.timesheet_entry")  # noqa: E731
+        before = topic_end()
+        cpu_before = {part.name: cpu_s(part.pidfile) for part in (stack.kafka, stack.connect, stack.worker, *extra, stack.prometheus)}
         started = time.monotonic()
         load.run(firm, psa)
         written = time.monotonic() - started
+        eventually(lambda: topic_end() - before >= engagements * entries, timeout=1800, what="every change on Kafka")
+        captured = time.monotonic() - started
         eventually(lambda: load.verify(firm)["events"] >= engagements * entries, timeout=1800, what="every event")
         elapsed = time.monotonic() - started
         counts = load.verify(firm)
         n = engagements * entries
         print(f"end to end: {n} approved time entries -> {counts['events']} billing events + {counts['costs']} costs "
-              f"in {elapsed:.1f}s = {n / elapsed:,.0f} source changes/s (writing them took {written:.1f}s); "
+              f"in {elapsed:.1f}s = {n / elapsed:,.0f} source changes/s (writing them took {written:.1f}s, Debezium had "
+              f"them all on Kafka after {captured:.1f}s); "
               f"lost {counts['lost']}, duplicated {counts['duplicated']}")
         for part in (stack.kafka, stack.connect, stack.worker, *extra, stack.prometheus):
-            print(f"  RSS {part.name:<10} {rss_mb(part.pidfile):7.0f} MB")
+            print(f"  RSS {part.name:<10} {rss_mb(part.pidfile):7.0f} MB, CPU {cpu_s(part.pidfile) - cpu_before[part.name]:5.0f} s during the run")
         pg = subprocess.run(["ps", "-C", "postgres", "-o", "rss="], capture_output=True, text=True).stdout
         print(f"  RSS {'postgres':<10} {sum(int(x) for x in pg.split()) / 1024:7.0f} MB (all backends)")
     finally:
