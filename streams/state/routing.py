@@ -2,8 +2,9 @@
 
 Debezium keys a row by its own primary key (a time entry by its id), and the rules of one engagement
 read rows of many tables. With several workers, the worker that reads the source topics (the
-router: one per source stream, as PostgreSQL decodes each database's log in one ordered stream)
-keeps the full mirror and resolves which engagements a change touches, as one worker does. For each
+router: a single worker, since the source topics have one partition each, as PostgreSQL decodes
+each database's log in one ordered stream, and a source transaction is applied whole) keeps the
+full mirror and resolves which engagements a change touches, as one worker does. For each
 of them it ships a *bundle*: the rows the engagement's rules read (recorded while building its view,
 ``SourceMirror.recording``) that changed since they were last shipped, and the refs that left the
 view (a project moved to another quote), keyed by contract number to the partition
