@@ -124,6 +124,7 @@ fetch_watch = FetchWatch()
 async def watch_fetching() -> None:
     """Report (and undo) a stop of Faust's fetching while events are left: fetch_watch.py."""
     try:
-        watch(app, fetch_watch, time.monotonic())
+        processing = pipeline.lock.locked() or (engagements is not None and engagements.lock.locked())
+        await watch(app, fetch_watch, time.monotonic(), processing)
     except Exception:  # noqa: BLE001 - a diagnostic must never take the worker down
         logging.getLogger(__name__).exception("the fetch watch failed")

@@ -24,7 +24,7 @@ ENGAGEMENT_PARTITIONS = Gauge("q2c_engagement_partitions_owned",
 ENGAGEMENTS_DERIVED = Counter("q2c_engagements_derived_total",
                               "Engagements derived from a complete bundle by this worker (scaled out)")
 FETCH_STALLS = Counter("q2c_fetch_stalls_total",
-                       "Times the worker read nothing for a minute with events left (streams/agents/fetch_watch.py)")
+                       "Times the worker read nothing for 30 s with events left, outside a batch (streams/agents/fetch_watch.py)")
 LAG = Gauge("q2c_source_lag_seconds", "Seconds between a source commit and its processing (last batch)")
 
 

@@ -20,6 +20,7 @@ from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
 from streams.config import Settings
+from streams.operations.kafka_io import committed_offsets
 from streams.state.mirror import SourceMirror
 from streams.state.processor import BatchResult, Processor
 from streams.state.routing import RouteBook, engagement_partition
@@ -66,11 +67,16 @@ class CapturePipeline(BatchHandler):
         self.ready_to_apply = self.transactions.restore(time.monotonic())
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
-            target = json.loads(self.replay_target.read_text())
-            self.rebuild_until = {(t["topic"], t["partition"]): t["end"] for t in target if t["end"] > 0}
+            ends = {(t["topic"], t["partition"]): t["end"] for t in json.loads(self.replay_target.read_text()) if t["end"] > 0}
+            # a restart or rebalance during the rebuild resumes from the committed offsets: what
+            # was committed up to its end is rebuilt already
+            read = committed_offsets(self.s, list(ends)) if ends else {}
+            self.rebuild_until = {tp: end for tp, end in ends.items() if read.get(tp, 0) < end}
             log.info("replay: rebuilding the mirror up to %d partitions' end offsets before deriving", len(self.rebuild_until))
-            if not self.rebuild_until:
+            if not ends:
                 self.replay_target.unlink()
+            elif not self.rebuild_until:  # rebuilt before this start: derive everything once now
+                self.sweep_pending = True
         log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
                  count, len(self.transactions.buffer.open), time.monotonic() - started)
 
@@ -88,8 +94,9 @@ class CapturePipeline(BatchHandler):
         await super().handle(events)
 
     async def release_overdue(self) -> None:
-        """Called by a timer: apply transactions that waited too long, even without new events."""
-        if self.loaded and (self.ready_to_apply or self.transactions.any_overdue(time.monotonic())):
+        """Called by a timer: apply transactions that waited too long (and finish a replay's
+        sweep), even without new events."""
+        if self.loaded and (self.ready_to_apply or self.sweep_pending or self.transactions.any_overdue(time.monotonic())):
             await self.handle([])
 
     async def process(self, events: list[Any]) -> None:

@@ -38,6 +38,16 @@ def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float
         consumer.close()
 
 
+def committed_offsets(settings: Settings, partitions: list[tuple[str, int]], group: str | None = None) -> dict[tuple[str, int], int]:
+    """The offsets the workers (the app's consumer group) committed: the next to read, 0 if none."""
+    consumer = Consumer({**settings.kafka_client_config(), "group.id": group or settings.app_id, "enable.auto.commit": False, "log_level": 0})
+    try:
+        committed = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
+        return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
+    finally:
+        consumer.close()
+
+
 def worker_lag(settings: Settings, topics: list[str], group: str | None = None) -> int:
     """Events of ``topics`` the workers (the app's consumer group) have not yet committed (sum
     over partitions)."""
