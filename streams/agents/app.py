@@ -100,12 +100,12 @@ if scaled_out:
 
 @app.on_rebalance_complete.connect
 async def rebuild_state(sender, **kwargs) -> None:
-    """Faust has restored the tables of the partitions this worker owns now: rebuild the in-memory
-    state from them (the worker reading the source topics may have changed) and report running."""
-    reads_sources = bool(owned_partitions(source_topics()[0]))
-    await pipeline.rebalanced(reads_sources)
+    """Faust has restored the tables of the partitions this worker owns now: the in-memory state is
+    rebuilt from them before the next batch (the worker reading the source topics may have
+    changed); report running."""
+    pipeline.rebalanced(bool(owned_partitions(source_topics()[0])))
     if engagements is not None:
-        await engagements.rebalanced()
+        engagements.rebalanced()
     metrics.HEALTH.set("running")
 
 

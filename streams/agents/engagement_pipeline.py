@@ -62,9 +62,9 @@ class EngagementPipeline(BatchHandler):
         log.info("engagements rebuilt from their tables: %d engagements of %d partitions, in %.2fs",
                  len(self.stage.copies.mirrors), len(owned), time.monotonic() - started)
 
-    async def rebalanced(self) -> None:
-        async with self.lock:
-            self.ready()
+    def rebalanced(self) -> None:
+        """After a rebalance: rebuild from the tables before the next batch."""
+        self.loaded = False
 
     async def process(self, events: list[Any]) -> None:
         async with self.lock:

@@ -8,8 +8,8 @@ mode's ``FlowControlQueue``); if that resumption is lost, nothing else restarts 
 seconds the worker checks for partitions with events left and no event read for
 ``STALL_AFTER_S``, outside a rebalance and a batch: it logs Faust's fetch state (evidence for the next
 investigation, with every task's stack), counts ``q2c_fetch_stalls_total`` and sets fetching
-going again: partitions Faust still marks as buffered or paused, and its flow control. The
-decision is ``FetchWatch.check``, without Faust.
+going again: partitions Faust still marks as buffered or paused, its flow control, and a seek
+to the committed offsets. The decision is ``FetchWatch.check``, without Faust.
 """
 from __future__ import annotations
 
@@ -82,3 +82,4 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
     app.flow_control.resume()
     consumer.resume_flow()
     consumer.resume_partitions(set(tps))
+    await consumer.perform_seek()  # fetch again from the committed offsets (changes read twice count once)

@@ -38,6 +38,7 @@ class CapturePipeline(BatchHandler):
         self.routes_table = routes_table
         self.wire = CanonicalWire.from_settings(settings)
         self.lock = asyncio.Lock()
+        self.reload_pending, self.reads_sources = False, True
         self.unload()
         self.replay_target = settings.run_dir / "replay-target.json"
         self.rebuild_until: dict[tuple[str, int], int] = {}
@@ -80,22 +81,32 @@ class CapturePipeline(BatchHandler):
         log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
                  count, len(self.transactions.buffer.open), time.monotonic() - started)
 
-    async def rebalanced(self, reads_sources: bool) -> None:
-        """After a rebalance, once Faust restored the tables: rebuild the state from them if this
-        worker now reads the source topics, else drop it (another worker does)."""
-        async with self.lock:
+    def rebalanced(self, reads_sources: bool) -> None:
+        """After a rebalance, once Faust restored the tables: the state is rebuilt from them (if
+        this worker now reads the source topics; else dropped) before the next batch or timer
+        tick. Nothing is done here: Faust resumes the streams right after this signal."""
+        self.reload_pending, self.reads_sources = True, reads_sources
+
+    def _settle(self) -> None:
+        """Rebuild or drop the state as the last rebalance left it (call with the lock held)."""
+        if self.reload_pending:
             self.unload()
-            if reads_sources:
-                self.ready()
+            self.reload_pending = False
+        if not self.loaded and self.reads_sources:
+            self.ready()
 
     async def handle(self, events: list[Any]) -> None:
-        if not self.loaded:
-            self.ready()
+        if self.reload_pending or not self.loaded:
+            async with self.lock:
+                self._settle()
         await super().handle(events)
 
     async def release_overdue(self) -> None:
         """Called by a timer: apply transactions that waited too long (and finish a replay's
         sweep), even without new events."""
+        if self.reload_pending:
+            async with self.lock:
+                self._settle()
         if self.loaded and (self.ready_to_apply or self.sweep_pending or self.transactions.any_overdue(time.monotonic())):
             await self.handle([])
 
