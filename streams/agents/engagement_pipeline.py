@@ -65,6 +65,7 @@ class EngagementPipeline(BatchHandler):
     def rebalanced(self) -> None:
         """After a rebalance: rebuild from the tables before the next batch."""
         self.loaded = False
+        metrics.ENGAGEMENT_PARTITIONS.set(len(self.owned_partitions()))
 
     async def process(self, events: list[Any]) -> None:
         async with self.lock:
