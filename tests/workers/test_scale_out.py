@@ -5,8 +5,8 @@ The two workers run beside the suite's own worker on the same Kafka and the same
 second Faust app (``Q2C_APP_ID``: its own consumer group, tables and routing topic partitions) that
 writes to ERP and warehouse databases of its own (``erp_scaled``, ``warehouse_scaled``). PSA
 provisioning and CRM account financials go to the firm's systems, as the suite's worker's do: the
-same deterministic rows. The module runs last (``tests/workers``), so the two first catch up with
-everything the suite wrote before: their catch-up time is printed."""
+same deterministic rows. The module runs first (tests/conftest.py), so the two catch up with
+a short history (their catch-up time is printed)."""
 import threading
 import time
 
