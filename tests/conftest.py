@@ -54,9 +54,3 @@ def ids():
     gives a multiple of 1000, and ``n + k`` (k < 1000) is free for the test's other rows."""
     return lambda: next(_ids) * 1000
 
-
-def pytest_collection_modifyitems(items):
-    """The scaled-out workers (tests/workers) run first, while the sources' history is short: their
-    catch-up with a long backlog is where a worker was seen to stop reading (see the fetch watch,
-    streams/agents/fetch_watch.py); the single worker's catch-ups (faults, replay) still run."""
-    items.sort(key=lambda item: 0 if "/workers/" in str(item.fspath) else 1)

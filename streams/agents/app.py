@@ -16,11 +16,11 @@ from __future__ import annotations
 import logging
 import time
 
-import faust
 
 from streams.agents import metrics
 from streams.agents.engagement_pipeline import EngagementPipeline
 from streams.agents.fetch_watch import FetchWatch, watch
+from streams.agents.kafka_transport import App
 from streams.agents.pipeline import CapturePipeline
 from streams.agents.topics import (
     BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
@@ -32,7 +32,8 @@ from streams.config import faust_credentials, load
 settings = load()
 scaled_out = settings.engagement_partitions > 0
 
-app = faust.App(
+import faust
+app = faust.App(  # faust.App with the seek fix of kafka_transport.py
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
     broker_credentials=faust_credentials(settings),

@@ -1,15 +1,14 @@
 """A watch on Faust's fetching: a worker with source events left to read that reads none.
 
-Seen three times in a day of test runs (after a restart or a replay, while catching up): the worker
-sat idle with events left on its partitions, END markers of source transactions starved first, and
-neither Faust nor the sync logged anything. Faust stops fetching a partition
-while the stream's buffer is under pressure and starts again once the buffer drains (callbacks of
-mode's ``FlowControlQueue``); if that resumption is lost, nothing else restarts it. Every few
-seconds the worker checks for partitions with events left and no event read for
-``STALL_AFTER_S``, outside a rebalance and a batch: it logs Faust's fetch state (evidence for the next
-investigation, with every task's stack), counts ``q2c_fetch_stalls_total`` and sets fetching
-going again: partitions Faust still marks as buffered or paused, its flow control, and a seek
-to the committed offsets. The decision is ``FetchWatch.check``, without Faust.
+The stall seen in stops 6 and 7 had a cause, now mended in ``kafka_transport.py`` (records read
+ahead during a rebalance were dropped and never read again in partitions without a committed
+offset). This watch stays as a net: every few seconds the worker checks for partitions with events
+left and no event read for ``STALL_AFTER_S``, outside a rebalance and a batch; it logs Faust's
+fetch state, where every task waits (its whole await chain, on the worker's loop and on Faust's
+consumer thread) and aiokafka's state per partition, counts ``q2c_fetch_stalls_total`` and sets
+fetching going again (flow control, paused or buffered partitions, a seek to the committed
+offsets). A batch that holds the pipeline for two minutes is reported the same way, without action
+(a sink outage does that on purpose). The decisions are ``FetchWatch``'s, without Faust.
 """
 from __future__ import annotations
 
@@ -30,6 +29,21 @@ class FetchWatch:
         self.stall_after_s = stall_after_s
         self.offsets: dict[Hashable, int | None] = {}
         self.progress_at: float | None = None
+        self.batch_since: float | None = None
+
+    def long_batch(self, now: float, processing: bool, after_s: float = 120.0) -> bool:
+        """Whether one batch has held the pipeline for ``after_s`` (said once per batch): a sink
+        outage does that on purpose, a stuck await too."""
+        if not processing:
+            self.batch_since = None
+            return False
+        if self.batch_since is None:
+            self.batch_since = now
+            return False
+        if now - self.batch_since >= after_s:
+            self.batch_since = float("inf")  # once
+            return True
+        return False
 
     def check(self, now: float, positions: Mapping[Hashable, int | None], ends: Mapping[Hashable, int],
               busy: bool) -> bool:
@@ -46,6 +60,48 @@ class FetchWatch:
             return True
         return False
 
+def await_chain(task: asyncio.Task) -> list[str]:
+    """Where a task waits, outermost first: every coroutine of its ``await`` chain (a task's own
+    stack shows only its top frame), down to the future it waits on."""
+    chain, awaited = [], task.get_coro()
+    while awaited is not None:
+        frame = getattr(awaited, "cr_frame", None) or getattr(awaited, "gi_frame", None) or getattr(awaited, "ag_frame", None)
+        if frame is None:
+            chain.append(repr(awaited)[:200])
+            break
+        chain.append(f"{frame.f_code.co_filename}:{frame.f_lineno} {frame.f_code.co_name}")
+        awaited = (getattr(awaited, "cr_await", None) or getattr(awaited, "gi_yieldfrom", None)
+                   or getattr(awaited, "ag_await", None))
+    return chain
+
+
+def evidence(app: Any) -> str:
+    """Every task of the worker's loop and of Faust's consumer thread with where it waits, and
+    aiokafka's fetch state per partition: for the next investigation of a stall."""
+    out = io.StringIO()
+    loops = [("worker", asyncio.get_running_loop())]
+    thread = getattr(app.consumer, "_thread", None)
+    if getattr(thread, "thread_loop", None) is not None:
+        loops.append(("consumer thread", thread.thread_loop))
+    for name, loop in loops:
+        for task in list(asyncio.all_tasks(loop)):
+            print(f"[{name}] {task.get_name()}:", file=out)
+            for line in await_chain(task):
+                print(f"    {line}", file=out)
+    try:
+        fetcher = thread._ensure_consumer()._fetcher
+        assignment = fetcher._subscriptions.subscription.assignment
+        print(f"aiokafka fetcher: in flight={sorted(fetcher._in_flight)}, pending={len(fetcher._pending_tasks)}, "
+              f"task done={fetcher._fetch_task.done()}", file=out)
+        for tp in sorted(assignment.tps):
+            state = assignment.state_value(tp)
+            print(f"    {tp.topic}:{tp.partition} position={state._position} paused={state.paused} "
+                  f"valid={state.has_valid_position} held={type(fetcher._records.get(tp)).__name__}", file=out)
+    except Exception as exc:  # noqa: BLE001 - evidence is best effort
+        print(f"aiokafka state unavailable: {exc!r}", file=out)
+    return out.getvalue()
+
+
 async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool) -> None:
     """Run ``fetch_watch`` on the Faust app's consumer (positions from what it read, ends from the
     broker: a fetcher that stopped has stale high-water marks); on a stall, log the evidence and
@@ -57,26 +113,25 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
         return
     ends = dict(await consumer.highwaters(*tps))
     positions = {}
-    for tp in tps:
+    for tp in tps:  # a partition never read nor committed starts at its beginning (earliest)
         read = consumer._read_offset.get(tp)
-        positions[tp] = read + 1 if read is not None else consumer._committed_offset.get(tp)
+        positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+    if fetch_watch.long_batch(now, processing):
+        log.warning("one batch has held the pipeline for 120 s (a sink down, or a stuck wait). %s", evidence(app))
     busy = processing or bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
     if not fetch_watch.check(now, positions, ends, busy):
         return
     buffered = set(consumer._buffered_partitions)
     metrics.FETCH_STALLS.inc()
-    tasks = io.StringIO()
-    for task in asyncio.all_tasks():
-        task.print_stack(limit=8, file=tasks)
     log.warning(
         "no event read for %.0fs with events left (%s); Faust: flow_active=%s, flow_control=%s, "
-        "active=%s, buffered=%s, paused=%s, producer buffer=%s; resuming fetching. Tasks:\n%s",
+        "active=%s, buffered=%s, paused=%s, producer buffer=%s; resuming fetching. %s",
         fetch_watch.stall_after_s,
         ", ".join(f"{tp.topic}:{tp.partition} {positions[tp]}/{ends[tp]}" for tp in tps
                   if positions[tp] is not None and ends.get(tp, 0) > positions[tp]),
         consumer.flow_active, app.flow_control.is_active(), sorted(map(str, consumer._active_partitions or ())),
         sorted(map(str, buffered)), sorted(map(str, consumer._paused_partitions)), app.producer.buffer.size,
-        tasks.getvalue())
+        evidence(app))
     for tp in buffered:
         consumer.on_buffer_drop(tp)
     app.flow_control.resume()

@@ -35,3 +35,38 @@ def test_a_partition_never_read_is_not_judged():
     watch = FetchWatch(stall_after_s=60)
     watch.check(0, {TP: None}, {TP: 50}, busy=False)
     assert not watch.check(100, {TP: None}, {TP: 50}, busy=False)
+
+
+def test_a_batch_holding_the_pipeline_for_two_minutes_is_reported_once():
+    watch = FetchWatch()
+    assert not watch.long_batch(0, processing=True)
+    assert not watch.long_batch(119, processing=True)
+    assert watch.long_batch(120, processing=True)
+    assert not watch.long_batch(600, processing=True)
+    assert not watch.long_batch(601, processing=False)
+    assert not watch.long_batch(700, processing=True)  # a new batch starts its own clock
+
+
+def test_the_evidence_shows_the_whole_await_chain_of_a_waiting_task():
+    import asyncio
+
+    from streams.agents.fetch_watch import await_chain
+
+    async def sink_write(gate):
+        await gate.wait()
+
+    async def handle_batch(gate):
+        await sink_write(gate)
+
+    async def scenario():
+        gate = asyncio.Event()
+        task = asyncio.create_task(handle_batch(gate))
+        await asyncio.sleep(0)
+        chain = await_chain(task)
+        gate.set()
+        await task
+        return chain
+
+    chain = asyncio.run(scenario())
+    assert [line.split()[-1] for line in chain[:3]] == ["handle_batch", "sink_write", "wait"]
+    assert "Future" in chain[-1]
