@@ -16,7 +16,6 @@ from __future__ import annotations
 import logging
 import time
 
-
 from streams.agents import metrics
 from streams.agents.engagement_pipeline import EngagementPipeline
 from streams.agents.fetch_watch import FetchWatch, watch
@@ -32,8 +31,7 @@ from streams.config import faust_credentials, load
 settings = load()
 scaled_out = settings.engagement_partitions > 0
 
-import faust
-app = faust.App(  # faust.App with the seek fix of kafka_transport.py
+app = App(  # faust.App with the seek fix of kafka_transport.py
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
     broker_credentials=faust_credentials(settings),

@@ -60,3 +60,10 @@ def test_a_partition_never_committed_is_read_again_from_its_beginning(stack):
     assert seen["read again"] == [0, 1, 2]
     assert seen["changelog"] == 3  # Faust's recovery places changelog partitions itself
     assert seen["committed 2"] == 2
+
+
+def test_the_worker_reads_kafka_through_the_mended_transport():
+    from streams.agents import kafka_transport
+    from streams.agents.app import app
+
+    assert isinstance(app.consumer._thread, kafka_transport.ConsumerThread)
