@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, MutableMapping
 
 from streams.agents import metrics
+from streams.agents.table_entry import put_or_remove
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, decode
 from streams.capture.mapping import all_mappings
 from streams.capture.transactions import TransactionBuffer
@@ -27,11 +28,6 @@ def where_of(change: RowChange) -> Where | None:
     """Where a change was read (None for one made elsewhere, in tests)."""
     p = change.provenance
     return (p.topic, p.partition, p.offset) if p is not None else None
-
-
-def _discard(table: MutableMapping, key: str) -> None:
-    if key in table:  # a Faust table with a default answers any key: ask first
-        del table[key]
 
 
 @dataclass(frozen=True)
@@ -140,7 +136,7 @@ class HeldTransactions:
         self.closed_chunks.append((seq, len(closed)))
         while sum(n for _, n in self.closed_chunks[1:]) >= self.buffer.remember:
             old, _ = self.closed_chunks.pop(0)
-            _discard(self.table, _closed_key(old))
+            put_or_remove(self.table, _closed_key(old), None)
 
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)
@@ -154,8 +150,8 @@ class HeldTransactions:
         for change in applied:
             record = self.records.pop(where_of(change), None)
             if record is not None:
-                _discard(self.table, record.table_key)
+                put_or_remove(self.table, record.table_key, None)
         for source, tx in [k for k in self.ends if k not in self.buffer.open]:
             self.ends.discard((source, tx))
-            _discard(self.table, _end_key(source, tx))
+            put_or_remove(self.table, _end_key(source, tx), None)
         metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))

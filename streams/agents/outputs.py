@@ -6,6 +6,7 @@ from typing import Any, Callable, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
+from streams.agents.table_entry import put_or_remove
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.sinks import crm as crm_sink
@@ -46,15 +47,9 @@ def write_sinks(handler: BatchHandler, result: BatchResult) -> None:
         metrics.SINK_ROWS.labels("crm", "account_financials").inc(len(result.financials))
 
 
-def persist_ledger(table: MutableMapping, rows: dict[str, Any], put: Callable[[MutableMapping, str, Any], None] | None = None) -> None:
+def persist_ledger(table: MutableMapping, rows: dict[str, Any],
+                   put: Callable[[MutableMapping, str, Any], None] = put_or_remove) -> None:
     """Ledger rows into their table (None removes one); ``put`` writes one entry when the table's
     partition is not Faust's choice."""
     for key, row in rows.items():
-        value = Ledger.persisted(row) if row is not None else None
-        if put is not None:
-            put(table, key, value)
-        elif value is None:
-            if key in table:
-                del table[key]
-        else:
-            table[key] = value
+        put(table, key, Ledger.persisted(row) if row is not None else None)

@@ -16,6 +16,7 @@ from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
 from streams.agents.outputs import persist_ledger, produce_canonical, write_sinks
+from streams.agents.table_entry import put_or_remove
 from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
@@ -185,10 +186,7 @@ class CapturePipeline(BatchHandler):
         await asyncio.to_thread(write_sinks, self, result)
         persist_ledger(self.ledger_table, result.ledger_writes)
         for key, position in result.route_writes.items():
-            if position is not None:
-                self.routes_table[key] = position
-            elif key in self.routes_table:
-                del self.routes_table[key]
+            put_or_remove(self.routes_table, key, position)
         self.processor.commit(result)
         if sweep:
             self.sweep_pending = False
