@@ -178,6 +178,17 @@ def test_time_on_a_non_t_and_m_engagement_makes_no_time_event_but_costs():
     assert sorted(c.cost_amount for c in out.costs.values()) == [D("640.00"), D("640.00")]
 
 
+def test_a_changed_cost_rate_restates_the_costs_of_the_entries():
+    """docs/choices.md: a cost row is hours x the resource's cost rate; a new rate reverses the old
+    rows and posts new ones (the billing events, priced from the quote, do not move)."""
+    first = derive(tm_view([time_entry(1, hours="8")], resources={5: resource(cost="80")}))
+    again = derive(tm_view([time_entry(1, hours="8")], resources={5: resource(cost="90")}), first)
+    (old_id,) = first.costs
+    assert again.costs[old_id].status == "reversed" and again.costs[old_id].cost_amount == D("640.00")
+    assert [c.cost_amount for k, c in again.costs.items() if k != old_id and c.status == "posted"] == [D("720.00")]
+    assert again.events == first.events
+
+
 # --- expenses ----------------------------------------------------------------------------------
 
 def test_expense_holds():
