@@ -22,6 +22,7 @@ from streams.agents import metrics
 log = logging.getLogger(__name__)
 
 STALL_AFTER_S = 30.0
+LONG_BATCH_S = 120.0
 
 
 class FetchWatch:
@@ -31,7 +32,7 @@ class FetchWatch:
         self.progress_at: float | None = None
         self.batch_since: float | None = None
 
-    def long_batch(self, now: float, processing: bool, after_s: float = 120.0) -> bool:
+    def long_batch(self, now: float, processing: bool, after_s: float = LONG_BATCH_S) -> bool:
         """Whether one batch has held the pipeline for ``after_s`` (said once per batch): a sink
         outage does that on purpose, a stuck await too."""
         if not processing:
@@ -59,6 +60,7 @@ class FetchWatch:
             self.progress_at = now  # one report per stall period
             return True
         return False
+
 
 def await_chain(task: asyncio.Task) -> list[str]:
     """Where a task waits, outermost first: every coroutine of its ``await`` chain (a task's own
@@ -117,7 +119,8 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
         read = consumer._read_offset.get(tp)
         positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
     if fetch_watch.long_batch(now, processing):
-        log.warning("one batch has held the pipeline for 120 s (a sink down, or a stuck wait). %s", evidence(app))
+        log.warning("one batch has held the pipeline for %.0f s (a sink down, or a stuck wait). %s",
+                    LONG_BATCH_S, evidence(app))
     busy = processing or bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
     if not fetch_watch.check(now, positions, ends, busy):
         return
