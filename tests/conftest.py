@@ -53,4 +53,3 @@ def ids():
     """Fresh primary keys for each test, so tests share the stack without colliding: each call
     gives a multiple of 1000, and ``n + k`` (k < 1000) is free for the test's other rows."""
     return lambda: next(_ids) * 1000
-

@@ -115,7 +115,6 @@ async def release_overdue_transactions() -> None:
     await pipeline.release_overdue()
 
 
-
 fetch_watch = FetchWatch()
 
 

@@ -38,9 +38,16 @@ def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float
         consumer.close()
 
 
+def _group_consumer(settings: Settings, group: str | None) -> Consumer:
+    """A consumer in the workers' group (the app's unless ``group``) that never subscribes: it reads
+    the group's commits and the watermarks, and commits nothing."""
+    return Consumer({**settings.kafka_client_config(), "group.id": group or settings.app_id,
+                     "enable.auto.commit": False, "log_level": 0})
+
+
 def committed_offsets(settings: Settings, partitions: list[tuple[str, int]], group: str | None = None) -> dict[tuple[str, int], int]:
     """The offsets the workers (the app's consumer group) committed: the next to read, 0 if none."""
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": group or settings.app_id, "enable.auto.commit": False, "log_level": 0})
+    consumer = _group_consumer(settings, group)
     try:
         committed = consumer.committed([TopicPartition(t, p) for t, p in partitions], timeout=10)
         return {(tp.topic, tp.partition): max(tp.offset, 0) for tp in committed}
@@ -52,7 +59,7 @@ def worker_lag(settings: Settings, topics: list[str], group: str | None = None) 
     """Events of ``topics`` the workers (the app's consumer group) have not yet committed (sum
     over partitions)."""
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
-    consumer = Consumer({**settings.kafka_client_config(), "group.id": group or settings.app_id, "enable.auto.commit": False, "log_level": 0})
+    consumer = _group_consumer(settings, group)
     try:
         metadata = admin.list_topics(timeout=10).topics
         partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
