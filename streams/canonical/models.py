@@ -54,6 +54,14 @@ class Quote(Canonical):
     total_amount: Decimal
     approved_at: datetime | None = None
     approved_by: str | None = None
+    source_updated_at: datetime | None = None  # the CRM's updated_at
+    # When the quote took its current status, by the source's commit time as capture saw it;
+    # None when unknown (a snapshot read, a direct read of the table). Not a CRM column.
+    status_since: datetime | None = None
+
+    def standing(self) -> str:
+        """What ``status_since`` dates: the status itself."""
+        return self.status
 
 
 LineType = Literal["role_rate", "fixed_fee", "milestone", "retainer_fee", "expense_allowance"]
@@ -156,6 +164,14 @@ class ExpenseItem(Canonical):
     billable: bool
     receipt_id: str | None = None
     status: Literal["draft", "submitted", "approved", "rejected", "reimbursed"]
+    source_updated_at: datetime | None = None  # the PSA's updated_at
+    # When the line became approved (reimbursed counts as approved), by the source's commit time
+    # as capture saw it; None when unknown. Not a PSA column: the PSA keeps no approval time.
+    status_since: datetime | None = None
+
+    def standing(self) -> str:
+        """What ``status_since`` dates: approved and reimbursed are one standing."""
+        return "approved" if self.status in ("approved", "reimbursed") else self.status
 
 
 class Customer(Canonical):

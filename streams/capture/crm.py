@@ -1,12 +1,12 @@
 """CRM rows → canonical clients, quotes and quote lines."""
 from streams.canonical.models import Client, Quote, QuoteLine
-from streams.capture.mapping import TableMapping
+from streams.capture.mapping import TableMapping, source_updated_at
 
 TABLES = {
     m.table_id: m
     for m in (
         TableMapping("crm.account", Client, ("id",)),
-        TableMapping("crm.quote", Quote, ("id",)),
+        TableMapping("crm.quote", Quote, ("id",), source_updated_at),
         TableMapping("crm.quote_line", QuoteLine, ("id",)),
     )
 }

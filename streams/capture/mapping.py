@@ -20,6 +20,15 @@ EVENT_TYPE_OF_TABLE = {
 }
 
 
+def source_updated_at(row: dict[str, Any]) -> dict[str, Any]:
+    """The source's ``updated_at`` as the model's ``source_updated_at`` (the warehouse keeps an
+    ``updated_at`` of its own: when it loaded the row)."""
+    out = dict(row)
+    if "updated_at" in out:
+        out["source_updated_at"] = out.pop("updated_at")
+    return out
+
+
 class InvalidRow(ValueError):
     """A row that does not fit its canonical model; the text says which fields and why."""
 

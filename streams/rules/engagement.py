@@ -9,7 +9,8 @@ in, any order of arrival ends in the same rows.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
+from datetime import date, datetime, time, timezone
+from zoneinfo import ZoneInfo
 from decimal import Decimal
 
 from streams.canonical.models import (
@@ -17,7 +18,8 @@ from streams.canonical.models import (
     Invoice, InvoiceLine, Project, ProjectCost, Quote, QuoteLine, Resource, ScheduleItem, TaxRate,
     TimeEntry,
 )
-from streams.rules import ids
+from streams.rules import contract_life, ids
+from streams.rules.contract_life import MIN_TIME
 from streams.rules.money import to_cents, tax_amount
 from streams.rules.pricing import (
     Revision, approved_revisions, expense_cap, not_to_exceed, rate_for,
@@ -25,7 +27,7 @@ from streams.rules.pricing import (
 from streams.rules.schedule import ScheduleEntry, reshape
 from streams.rules.tax import rate_on
 
-MIN_TIME = datetime.min.replace(tzinfo=timezone.utc)
+FINANCE_TIME = ZoneInfo("Europe/London")  # the legacy finance system's clock: its periods start at its midnight
 
 
 @dataclass(frozen=True)
@@ -98,7 +100,10 @@ def _trigger(view: EngagementView, schedule_key: str) -> datetime | None:
     period = view.periods.get(rest.split(":")[-1])
     if period is None or period.status_cd not in ("O", "C"):
         return None
-    return period.last_upd_ts if period.status_cd == "O" else MIN_TIME
+    if period.status_cd == "O":
+        return period.last_upd_ts
+    # closed: the time it was opened is gone (closing moved last_upd_ts); it was open by its start
+    return datetime.combine(period.start_dt, time(0), tzinfo=FINANCE_TIME).astimezone(timezone.utc)
 
 
 def _event_id(contract: str, schedule_key: str) -> str:
@@ -118,13 +123,15 @@ def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> E
         return _withdrawn(previous) if previous and previous.contract else out
     current_quote, current_lines = revisions[-1]
     invoiced = _invoiced(view)
+    cancellations = contract_life.cancellations(revisions)
+    cancelled = cancellations[-1]  # the contract is cancelled now, since then
 
-    def locked_before(key: str, change_order: Quote) -> bool:
-        when = change_order.approved_at or MIN_TIME
+    def locked_at(key: str, when: datetime | None) -> bool:
+        """Eligible or billed at ``when``: its trigger came by then, or an invoice bills it."""
         trigger = _trigger(view, key)
-        return (trigger is not None and trigger <= when) or _event_id(contract_no, key) in invoiced
+        return (trigger is not None and trigger <= (when or MIN_TIME)) or _event_id(contract_no, key) in invoiced
 
-    entries = reshape(revisions, locked_before)
+    entries = reshape(revisions, locked_at, cancellations)
     currency = current_quote.currency
     for key, entry in entries.items():
         out.schedule[key] = _schedule_item(view, contract_no, trace, currency, key, entry, revisions[0][0].approved_at, invoiced)
@@ -146,7 +153,7 @@ def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> E
         payment_terms_days=current_quote.payment_terms_days, contract_value=to_cents(contract_value),
         status=status, project_code=project_code, trace_id=trace,
     )
-    if view.project is None:
+    if view.project is None and status != "cancelled":
         out.provision = ProjectProvision(
             project_code=project_code, name=f"{view.client.name} {contract_no}"[:200],
             crm_quote_number=contract_no, account_number=view.client.account_number,
@@ -161,13 +168,18 @@ def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> E
 
     desired: dict[str, BillingEvent] = {}
     for item in out.schedule.values():
+        entry = entries[item.schedule_key]
         if item.status in ("eligible", "billed"):
-            event = _schedule_event(view, contract_no, trace, item, entries[item.schedule_key])
-            desired[event.billing_event_id] = event
+            event = _schedule_event(view, contract_no, trace, item, entry)
+        elif entry.withdrawn and _trigger(view, item.schedule_key) is not None:
+            event = _schedule_event(view, contract_no, trace, item, entry, hold="contract_cancelled")
+        else:
+            continue
+        desired[event.billing_event_id] = event
     if current_quote.commercial_model == "time_and_materials" and view.project is not None:
-        desired.update(_time_events(view, contract_no, trace, revisions, currency))
+        desired.update(_time_events(view, contract_no, trace, revisions, currency, cancelled))
     if view.project is not None:
-        desired.update(_expense_events(view, contract_no, trace, revisions[-1], currency))
+        desired.update(_expense_events(view, contract_no, trace, revisions[-1], currency, cancelled))
         out.costs = _costs(view, contract_no, trace)
     out.events = _settle(desired, previous, invoiced)
     if previous:
@@ -226,7 +238,7 @@ def _event(view, *, event_id, contract_no, trace, event_type, source_system, sou
     )
 
 
-def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: ScheduleEntry) -> BillingEvent:
+def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: ScheduleEntry, hold: str | None = None) -> BillingEvent:
     kind = item.schedule_key.split(":", 1)[0]
     if kind == "MS":
         milestone = _milestone(view, item.schedule_key[3:])
@@ -240,11 +252,12 @@ def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: Schedul
         view, event_id=_event_id(contract_no, item.schedule_key), contract_no=contract_no, trace=trace,
         event_type=item.billing_type, source_system=source_system, source_ref=source_ref,
         service_date=service_date, description=entry.item.description, quantity=Decimal("1.00"),
-        unit_price=item.amount, amount=item.amount, currency=item.currency, tax_code=entry.item.tax_code,
+        unit_price=item.amount, amount=item.amount, currency=item.currency, tax_code=entry.item.tax_code, hold=hold,
     )
 
 
-def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revision], currency) -> dict[str, BillingEvent]:
+def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revision], currency,
+                 cancelled: datetime | None) -> dict[str, BillingEvent]:
     current_quote, _ = revisions[-1]
     budget = not_to_exceed(revisions[-1])
     running = Decimal("0.00")
@@ -264,7 +277,9 @@ def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revis
         unit_price, tax_code = priced if priced else (Decimal("0.00"), "STD")
         amount = to_cents(entry.hours * unit_price)
         hold = None
-        if entry.hours <= 0 or entry.hours > 24:
+        if contract_life.after(cancelled, entry.approved_at):
+            hold = "contract_cancelled"
+        elif entry.hours <= 0 or entry.hours > 24:
             hold = "invalid_hours"
         elif not (current_quote.start_date <= entry.work_date <= current_quote.end_date):
             hold = "outside_term"
@@ -286,7 +301,8 @@ def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revis
     return events
 
 
-def _expense_events(view: EngagementView, contract_no, trace, current: Revision, currency) -> dict[str, BillingEvent]:
+def _expense_events(view: EngagementView, contract_no, trace, current: Revision, currency,
+                    cancelled: datetime | None) -> dict[str, BillingEvent]:
     cap = expense_cap(current)
     running = Decimal("0.00")
     events: dict[str, BillingEvent] = {}
@@ -296,7 +312,9 @@ def _expense_events(view: EngagementView, contract_no, trace, current: Revision,
                                   expense.amount, expense.currency, expense.billable, expense.receipt_id)
         event_id = ids.expense_event_id(contract_no, expense.id, digest)
         hold = None
-        if cap is None:
+        if contract_life.after(cancelled, contract_life.expense_approved_at(expense)):
+            hold = "contract_cancelled"
+        elif cap is None:
             hold = "expenses_not_billable"
         elif expense.currency != currency:
             hold = "currency_mismatch"

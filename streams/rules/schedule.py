@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import calendar
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Sequence
 
 from streams.canonical.models import Quote, QuoteLine
 from streams.rules.money import net_amount, split
@@ -75,23 +75,28 @@ class ScheduleEntry:
     item: PlannedItem
     status: str  # 'planned' or 'cancelled' here; eligibility and billing are applied later
     locked: bool  # eligible or billed when a later revision came: it keeps its amount
+    withdrawn: bool = False  # cancelled with the contract: a trigger after that is held, not billed
 
 
 def reshape(
     revisions: list[tuple[Quote, list[QuoteLine]]],
-    locked_before: Callable[[str, Quote], bool],
+    locked_at: Callable[[str, datetime | None], bool],
+    cancelled_at: Sequence[datetime | None] = (),
 ) -> dict[str, ScheduleEntry]:
     """Fold the approved revisions, oldest first, into the engagement's schedule.
 
-    A change order: items still planned take the new amounts; new items are added as planned;
-    planned items missing from it become cancelled; items already eligible or billed when it was
-    approved (``locked_before(key, change_order)``) stay as they are.
+    A change order: items still planned take the new amounts; new items are added as planned
+    (an item cancelled earlier comes back when it plans it again); planned items missing from it
+    become cancelled; items already eligible or billed when it was approved
+    (``locked_at(key, approved_at)``) stay as they are. A revision cancelled at
+    ``cancelled_at[i]``: its items still planned then become cancelled (withdrawn); those already
+    eligible or billed stay.
     """
     schedule: dict[str, ScheduleEntry] = {}
-    for quote, lines in revisions:
+    for i, (quote, lines) in enumerate(revisions):
         planned = {p.schedule_key: p for p in plan(quote, lines)}
         for key, entry in list(schedule.items()):
-            if entry.locked or locked_before(key, quote):
+            if entry.locked or (entry.status == "planned" and locked_at(key, quote.approved_at)):
                 schedule[key] = ScheduleEntry(entry.item, entry.status, True)
             elif key in planned:
                 schedule[key] = ScheduleEntry(planned[key], "planned", False)
@@ -100,4 +105,14 @@ def reshape(
         for key, item in planned.items():
             if key not in schedule:
                 schedule[key] = ScheduleEntry(item, "planned", False)
+        cancelled = cancelled_at[i] if i < len(cancelled_at) else None
+        if cancelled is None:
+            continue
+        for key, entry in list(schedule.items()):
+            if entry.locked or entry.status != "planned":
+                continue
+            if locked_at(key, cancelled):
+                schedule[key] = ScheduleEntry(entry.item, "planned", True)
+            else:
+                schedule[key] = ScheduleEntry(entry.item, "cancelled", False, withdrawn=True)
     return schedule

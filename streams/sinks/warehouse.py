@@ -56,6 +56,9 @@ def ddl() -> str:
         cols += ["first_seen_at timestamptz NOT NULL DEFAULT now()", "updated_at timestamptz NOT NULL DEFAULT now()",
                  f"PRIMARY KEY ({', '.join(KEYS[event_type])})"]
         statements.append(f"CREATE TABLE IF NOT EXISTS dw.{event_type} (\n  " + ",\n  ".join(cols) + "\n);")
+        # a field added to a model later is added to a warehouse made before it
+        statements += [f"ALTER TABLE dw.{event_type} ADD COLUMN IF NOT EXISTS {name} {_sql_type(hints[name])};"
+                       for name in model.model_fields]
         if "contract_number" in columns(event_type):
             statements.append(f"CREATE INDEX IF NOT EXISTS {event_type}_contract ON dw.{event_type} (contract_number);")
     return "\n".join(statements)

@@ -51,6 +51,18 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
 }
 
 
+def _dated(after: Canonical, before: Canonical | None, change: RowChange) -> Canonical:
+    """Stamp ``status_since`` on rows whose models keep it: the source's commit time of the change
+    that gave the row its standing, kept while the standing stays; unknown for a snapshot read."""
+    if "status_since" not in type(after).model_fields:
+        return after
+    if before is not None and before.standing() == after.standing():
+        since = before.status_since
+    else:
+        since = change.committed_at if change.op in ("c", "u") else None
+    return after.model_copy(update={"status_since": since})
+
+
 @dataclass(frozen=True)
 class Applied:
     """A change that altered the mirror: what the row was and what it is now."""
@@ -101,7 +113,7 @@ class SourceMirror:
             if any(v == UNAVAILABLE for v in row.values()):  # unchanged TOAST: keep the old value
                 previous = before.model_dump() if before is not None else {}
                 row = {k: (previous.get(k) if v == UNAVAILABLE else v) for k, v in row.items()}
-            after = mapping.to_model(row)
+            after = _dated(mapping.to_model(row), before, change)
         self._store(ref, mapping.table_id, after, position)
         # Even an unchanged row counts as applied: a change delivered again after a crash must
         # re-derive (and re-write) what depends on it.

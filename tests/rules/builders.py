@@ -13,12 +13,17 @@ T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
 
 
 def quote(qid=1, number=None, model="fixed_fee", status="approved", revision=1, amends=None,
-          start=date(2026, 11, 1), end=date(2027, 4, 30), discount="0", approved=T0, currency="GBP", account=1):
+          start=date(2026, 11, 1), end=date(2027, 4, 30), discount="0", approved=T0, currency="GBP", account=1,
+          cancelled=None, since=None):
+    """``cancelled``: the time the CRM stamped a cancellation after approval (``updated_at``);
+    ``since``: when capture saw the quote take its status."""
+    was_approved = status in ("approved", "superseded") or (status == "cancelled" and (cancelled or since))
     return Quote(
         id=qid, quote_number=number or (f"Q-{qid}" if amends is None else f"Q-1-R{revision}"), opportunity_id=1,
         account_id=account, revision=revision, amends_quote_id=amends, status=status, commercial_model=model,
         currency=currency, start_date=start, end_date=end, payment_terms_days=30, discount_pct=D(discount),
-        total_amount=D("0"), approved_at=approved if status in ("approved", "superseded") else None,
+        total_amount=D("0"), approved_at=approved if was_approved else None,
+        source_updated_at=cancelled if cancelled else approved, status_since=since,
     )
 
 
@@ -61,9 +66,9 @@ def time_entry(tid, hours="8", day=date(2026, 11, 10), status="approved", billab
                      status=status, approved_at=approved if status == "approved" else None, description=desc)
 
 
-def expense(eid, amount="100", currency="GBP", status="approved", billable=True, pid=7):
+def expense(eid, amount="100", currency="GBP", status="approved", billable=True, pid=7, updated=T0):
     return ExpenseItem(id=eid, resource_id=5, project_id=pid, expense_date=date(2026, 11, 12), category="travel",
-                       amount=D(amount), currency=currency, billable=billable, status=status)
+                       amount=D(amount), currency=currency, billable=billable, status=status, source_updated_at=updated)
 
 
 def period(cd, status="O", opened=T0):

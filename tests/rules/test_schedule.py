@@ -46,7 +46,7 @@ def test_change_order_reshapes_planned_items_and_keeps_locked_ones():
     lines2 = [line(1, "milestone", price="1500", code="A"), line(2, "milestone", price="2500", code="B", qid=2),
               line(4, "milestone", price="4000", code="D", qid=2)]
     # B was accepted before the change order: it keeps its amount; C is dropped: cancelled; D is new
-    schedule = reshape([(r1, lines1), (r2, lines2)], locked_before=lambda key, co: key == "MS:B")
+    schedule = reshape([(r1, lines1), (r2, lines2)], locked_at=lambda key, when: key == "MS:B")
     assert {k: (e.status, e.item.amount) for k, e in schedule.items()} == {
         "MS:A": ("planned", D("1500.00")),
         "MS:B": ("planned", D("2000.00")),

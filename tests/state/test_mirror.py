@@ -1,0 +1,50 @@
+"""The mirror dates a row's standing by the source's commit time (``status_since``)."""
+from datetime import date, datetime, timedelta, timezone
+
+from streams.capture.envelope import RowChange
+from streams.state.mirror import SourceMirror
+
+T = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
+QUOTE = {"id": 1, "quote_number": "Q-1", "opportunity_id": 1, "account_id": 1, "revision": 1, "status": "draft",
+         "commercial_model": "milestone", "currency": "GBP", "start_date": date(2026, 11, 1),
+         "end_date": date(2027, 1, 31), "payment_terms_days": 30, "discount_pct": "0", "total_amount": "0",
+         "updated_at": T - timedelta(days=9)}
+EXPENSE = {"id": 4, "resource_id": 5, "project_id": 7, "expense_date": date(2026, 11, 12), "category": "travel",
+           "amount": "100", "currency": "GBP", "billable": True, "status": "submitted", "updated_at": T}
+
+
+def change(table, row, lsn, at, op="u"):
+    return RowChange("crm" if table == "quote" else "psa", "crm" if table == "quote" else "psa",
+                     "quote" if table == "quote" else "expense_line", op, {"id": row["id"]}, row, lsn, at)
+
+
+def test_a_quote_is_dated_by_the_commit_that_changed_its_status_not_by_later_edits():
+    mirror = SourceMirror()
+    mirror.apply(change("quote", QUOTE, 10, T - timedelta(days=9), op="c"))
+    mirror.apply(change("quote", {**QUOTE, "status": "approved", "approved_at": T}, 11, T))
+    mirror.apply(change("quote", {**QUOTE, "status": "cancelled", "approved_at": T}, 12, T + timedelta(days=3)))
+    mirror.apply(change("quote", {**QUOTE, "status": "cancelled", "approved_at": T, "approved_by": "x"}, 13, T + timedelta(days=5)))
+    quote = mirror.get("crm.quote", 1)
+    assert quote.status_since == T + timedelta(days=3)
+    assert quote.source_updated_at == T - timedelta(days=9)  # the CRM's updated_at, untouched by this CRM
+    # the same change delivered again after a crash keeps the date
+    mirror.apply(change("quote", {**QUOTE, "status": "cancelled", "approved_at": T, "approved_by": "x"}, 13, T + timedelta(days=5)))
+    assert mirror.get("crm.quote", 1).status_since == T + timedelta(days=3)
+    # and survives the durable table
+    restored = SourceMirror()
+    restored.load("crm.quote:1", mirror.persisted("crm.quote:1"))
+    assert restored.get("crm.quote", 1) == quote
+
+
+def test_a_snapshot_read_does_not_know_when_the_status_was_taken():
+    mirror = SourceMirror()
+    mirror.apply(change("quote", {**QUOTE, "status": "cancelled"}, 10, T, op="r"))
+    assert mirror.get("crm.quote", 1).status_since is None
+
+
+def test_an_expense_stays_dated_by_its_approval_when_it_is_reimbursed():
+    mirror = SourceMirror()
+    mirror.apply(change("expense", EXPENSE, 10, T, op="c"))
+    mirror.apply(change("expense", {**EXPENSE, "status": "approved"}, 11, T + timedelta(days=1)))
+    mirror.apply(change("expense", {**EXPENSE, "status": "reimbursed"}, 12, T + timedelta(days=8)))
+    assert mirror.get("psa.expense_line", 4).status_since == T + timedelta(days=1)
