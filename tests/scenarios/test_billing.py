@@ -206,3 +206,78 @@ def test_expense_lines(firm, psa, ids):
     assert {r["source_ref"]: (r["status"], r["hold_reason"]) for r in rows} == {
         f"psa.expense_line:{n}": ("ready", None), f"psa.expense_line:{n + 1}": ("on_hold", "currency_mismatch"),
         f"psa.expense_line:{n + 2}": ("on_hold", "over_expense_cap")}
+
+
+def cancelled_engagement(firm, psa, ids, stamp=False):
+    """A T&M engagement with two milestones and a fixed fee over three months: time approved,
+    M1 accepted and January opened, then the quote cancelled in the CRM (``stamp``: the CRM sets
+    updated_at; else it leaves it alone, as the approval here does), then M2 accepted, February
+    opened, time and an expense approved. Returns (n, contract number, year, project id); the
+    later entry is ``n + 1``."""
+    n, number, year = engagement(firm, ids, "time_and_materials", [
+        ("role_rate", dict(qty="100", price="100", role="CONS")),
+        ("milestone", dict(price="1000", code="M1")),
+        ("milestone", dict(price="2000", code="M2")),
+        ("fixed_fee", dict(price="3000")),
+        ("expense_allowance", dict(price="500")),
+    ], approve=False)
+    firm.crm.run("update crm.quote set end_date = %s where id = %s", f"{year}-03-31", n)  # three installments
+    firm.approve(n)
+    pid = psa.project_of(number)["id"]
+    eventually(lambda: len(firm.psa.rows("select 1 from psa.milestone where project_id = %s", pid)) == 2, what="milestones provisioned")
+    psa.resource(n)
+    psa.assign(n, pid, n, start=f"{year}-01-01", end=f"{year}-06-30")
+    psa.time(n, pid, n, "8", day=f"{year}-01-10")
+    psa.accept(pid, "M1")
+    psa.period(f"{year}01", "O")
+    eventually(lambda: len([e for e in events(firm, number) if e["status"] == "ready"]) == 3, what="M1, January and the time ready")
+    firm.crm.run("update crm.quote set status = 'cancelled'" + (", updated_at = now()" if stamp else "") + " where id = %s", n)
+    eventually(lambda: firm.erp.one("select 1 from erp_inbound.contract where contract_number = %s and status = 'cancelled'", number),
+               what="the contract cancelled")
+    psa.accept(pid, "M2")
+    psa.period(f"{year}02", "O")
+    psa.time(n + 1, pid, n, "6", day=f"{year}-02-10")
+    psa.expense(n, pid, n, "120.00")
+    return n, number, year, pid
+
+
+def billing_queue(firm, number):
+    return {(e["source_ref"].split(":")[0], e["billing_event_id"].split(":")[-1] if e["event_type"] in ("milestone", "fixed_fee")
+             else e["source_ref"].split(":")[1]): (e["status"], e["hold_reason"]) for e in events(firm, number)}
+
+
+def test_a_cancelled_contract_bills_nothing_new_and_a_change_order_releases_the_holds(firm, psa, ids):
+    n, number, year, pid = cancelled_engagement(firm, psa, ids)
+    held = {("psa.milestone", "M2"), ("finance.gl_period", f"{year}02"), ("psa.timesheet_entry", str(n + 1)),
+            ("psa.expense_line", str(n))}
+    queue = eventually(lambda: (q := billing_queue(firm, number)) and len(q) == 7 and q, what="seven billing events")
+    assert queue == {
+        ("psa.milestone", "M1"): ("ready", None), ("finance.gl_period", f"{year}01"): ("ready", None),
+        ("psa.timesheet_entry", str(n)): ("ready", None),
+        **{k: ("on_hold", "contract_cancelled") for k in held},
+    }
+    contract = firm.erp.one("select * from erp_inbound.contract where contract_number = %s", number)
+    assert (contract["status"], contract["revision"]) == ("cancelled", 1)
+    assert contract["contract_value"] == D("12000.00")  # M1 + January's installment + the NTE
+    assert {k: v["status"] for k, v in schedule(firm, number).items()} == {
+        "MS:M1": "eligible", "MS:M2": "cancelled",
+        f"FF:4:{year}01": "eligible", f"FF:4:{year}02": "cancelled", f"FF:4:{year}03": "cancelled"}
+    costs = eventually(lambda: (r := firm.erp.rows("select status from erp_inbound.project_cost where contract_number = %s", number))
+                       and len(r) == 2 and r, what="both costs")
+    assert [c["status"] for c in costs] == ["posted", "posted"]
+    before = {e["source_ref"]: e["billing_event_id"] for e in events(firm, number)}
+    # a change order re-activates the contract: the holds are re-examined, the events ready under their ids
+    co = n + 500
+    firm.quote(co, n, f"{number}-R2", "time_and_materials", f"{year}-01-01", f"{year}-03-31", revision=2, amends=n)
+    for no, (kind, kw) in enumerate([("role_rate", dict(qty="100", price="100", role="CONS")),
+                                     ("milestone", dict(price="1000", code="M1")), ("milestone", dict(price="2000", code="M2")),
+                                     ("fixed_fee", dict(price="3000")), ("expense_allowance", dict(price="500"))], 1):
+        firm.line(co * 10 + no, co, no, kind, **kw)
+    firm.approve(co)
+    eventually(lambda: all(s == ("ready", None) for s in billing_queue(firm, number).values()), what="every hold released")
+    assert {e["source_ref"]: e["billing_event_id"] for e in events(firm, number)} == before
+    contract = firm.erp.one("select * from erp_inbound.contract where contract_number = %s", number)
+    assert (contract["status"], contract["revision"]) == ("active", 2)
+    assert {k: v["status"] for k, v in schedule(firm, number).items()} == {
+        "MS:M1": "eligible", "MS:M2": "eligible",
+        f"FF:4:{year}01": "eligible", f"FF:4:{year}02": "eligible", f"FF:4:{year}03": "planned"}

@@ -3,9 +3,11 @@ import json
 import os
 import subprocess
 import sys
+from decimal import Decimal as D
 
 import pytest
 
+from tests.scenarios.test_billing import billing_queue, cancelled_engagement
 from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
@@ -57,3 +59,20 @@ def check_report(n, healthy, broken):
     unknown = by_kind[("invoice_line_unknown_event", f"V{n % 10**9}/1")]
     assert unknown["detail"] == "MS:Q-NOPE:X"
     assert not [f for f in mine if f["contract_number"] == healthy and f["kind"] != "amount_differs"]
+
+
+def test_the_holds_of_a_cancelled_contract_are_explained_and_counted_in_the_warehouse(stack, firm, psa, ids):
+    n, number, year, pid = cancelled_engagement(firm, psa, ids, stamp=True)
+    eventually(lambda: list(billing_queue(firm, number).values()).count(("on_hold", "contract_cancelled")) == 4,
+               what="four events held")
+    held = eventually(lambda: firm.warehouse.one(
+        "select * from dw.leakage_on_hold where contract_number = %s and hold_reason = 'contract_cancelled' and events = 4", number),
+        what="the warehouse counting the held events")
+    assert held["amount"] == D("3720.00")  # M2 2000 + February 1000 + 6 h at 100 + the 120 expense
+    code, report = reconcile()
+    mine = [f for f in report["findings"] if f["contract_number"] == number]
+    assert {f["kind"] for f in mine} == {"held_contract_cancelled"} and len(mine) == 4
+    assert all(f["explained"] for f in mine)
+    causes = {f["key"].split(":")[-1]: f["cause"] for f in mine if f["key"].startswith(("MS:", "FF:"))}
+    assert causes == {"M2": "milestone accepted after the contract was cancelled: held until a change order re-activates it",
+                      f"{year}02": "fiscal period opened after the contract was cancelled: held until a change order re-activates it"}
