@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo
 from decimal import Decimal
+from typing import Iterable, Iterator, Mapping
 
 from streams.canonical.models import (
     Assignment, BillingEvent, BillingMilestone, Client, Contract, ExpenseItem, FiscalPeriod,
@@ -21,9 +22,7 @@ from streams.canonical.models import (
 from streams.rules import contract_life, ids
 from streams.rules.contract_life import MIN_TIME
 from streams.rules.money import to_cents, tax_amount
-from streams.rules.pricing import (
-    Revision, approved_revisions, expense_cap, not_to_exceed, rate_for,
-)
+from streams.rules.pricing import Revision, approved_revisions, expense_cap, not_to_exceed, rate_for
 from streams.rules.schedule import ScheduleEntry, reshape
 from streams.rules.tax import rate_on
 
@@ -72,10 +71,11 @@ class EngagementOutputs:
 
 # --- eligibility ---------------------------------------------------------------------------------
 
-def _invoiced(view: EngagementView) -> dict[str, str]:
-    """billing_event_id → invoice number, for lines of invoices that are not void."""
+def invoice_billing(lines: Iterable[tuple[InvoiceLine, Invoice]]) -> dict[str, str]:
+    """billing_event_id → invoice number, for lines of invoices that are not void (the latest
+    invoice by date, then number, when several name one event)."""
     billed: dict[str, tuple[date, str]] = {}
-    for line, invoice in view.invoice_lines:
+    for line, invoice in lines:
         if invoice.status_cd == "VD" or not line.src_ref:
             continue
         key = line.src_ref.strip()
@@ -112,33 +112,109 @@ def _event_id(contract: str, schedule_key: str) -> str:
     return ids.period_event_id(contract, schedule_key)
 
 
+# --- the terms every row is priced and held against --------------------------------------------
+
+@dataclass(frozen=True)
+class Terms:
+    """What each time entry and expense of an engagement is priced and held against. Rows derived
+    under equal terms stay right: a change that leaves the terms equal re-derives only its rows."""
+    contract_no: str
+    trace: str
+    revisions: list[Revision]
+    currency: str
+    country: str
+    tax_rates: list[TaxRate]
+    budget: Decimal        # the T&M not-to-exceed of the current revision
+    cap: Decimal | None    # the expense cap of the current revision
+    term: tuple[date, date]
+    cancelled: datetime | None  # the contract is cancelled now, since then
+    bills_time: bool       # time and materials, with a project
+    project_code: str | None  # None: no PSA project yet (no time, expenses or costs)
+    _rates: dict = field(default_factory=dict, compare=False, repr=False)
+
+    def rate_for(self, role: str, approved_at: datetime | None) -> tuple[Decimal, str] | None:
+        key = (role, approved_at)
+        if key not in self._rates:
+            self._rates[key] = rate_for(self.revisions, role, approved_at)
+        return self._rates[key]
+
+    def tax_rate(self, tax_code: str, on: date) -> Decimal | None:
+        return rate_on(self.tax_rates, tax_code, self.country, on)
+
+
+def terms_of(view: EngagementView, revisions: list[Revision]) -> Terms:
+    current_quote, _ = revisions[-1]
+    return Terms(
+        contract_no=view.contract_number, trace=ids.trace_id(view.contract_number), revisions=revisions,
+        currency=current_quote.currency, country=view.client.billing_country, tax_rates=list(view.tax_rates),
+        budget=not_to_exceed(revisions[-1]), cap=expense_cap(revisions[-1]),
+        term=(current_quote.start_date, current_quote.end_date),
+        cancelled=contract_life.in_force(revisions),
+        bills_time=current_quote.commercial_model == "time_and_materials" and view.project is not None,
+        project_code=view.project.project_code if view.project is not None else None,
+    )
+
+
 # --- derivation ----------------------------------------------------------------------------------
 
+@dataclass
+class Head:
+    """The engagement-wide part of a derivation: the contract, its schedule and the schedule's
+    events, and the terms its rows are priced against."""
+    terms: Terms
+    outputs: EngagementOutputs  # contract, schedule, provision (no events, no costs)
+    schedule_events: dict[str, BillingEvent]
+    invoiced: Mapping[str, str]
+
+
+@dataclass
+class Rows:
+    """What the rules make of an engagement's time entries and expenses, by source row id."""
+    time: dict[int, Candidate] = field(default_factory=dict)
+    expenses: dict[int, Candidate] = field(default_factory=dict)
+    holds: dict[str, str | None] = field(default_factory=dict)  # billing_event_id → final hold
+    costs: dict[int, ProjectCost] = field(default_factory=dict)
+
+    def events(self, terms: Terms) -> dict[str, BillingEvent]:
+        return {c.event_id: billing_event(terms, c, self.holds[c.event_id])
+                for c in (*self.time.values(), *self.expenses.values())}
+
+
 def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> EngagementOutputs:
-    contract_no = view.contract_number
-    trace = ids.trace_id(contract_no)
+    head = derive_head(view)
+    if head is None:
+        return _withdrawn(previous) if previous and previous.contract else EngagementOutputs()
+    rows = derive_rows(view, head.terms)
+    return assemble(head, rows, previous)
+
+
+def derive_head(view: EngagementView, invoiced: Mapping[str, str] | None = None) -> Head | None:
+    """The contract, the schedule and its events; None when the engagement has no approved
+    revision or no client (yet, or any more). ``invoiced``: billing_event_id → invoice number
+    (default: from the view's invoice lines)."""
     revisions = approved_revisions(view.quotes, view.lines)
-    out = EngagementOutputs()
     if not revisions or view.client is None:
-        return _withdrawn(previous) if previous and previous.contract else out
+        return None
+    contract_no = view.contract_number
+    terms = terms_of(view, revisions)
+    trace = terms.trace
+    out = EngagementOutputs()
     current_quote, current_lines = revisions[-1]
-    invoiced = _invoiced(view)
-    cancellations = contract_life.cancellations(revisions)
-    cancelled = cancellations[-1]  # the contract is cancelled now, since then
+    invoiced = invoice_billing(view.invoice_lines) if invoiced is None else invoiced
 
     def locked_at(key: str, when: datetime | None) -> bool:
         """Eligible or billed at ``when``: its trigger came by then, or an invoice bills it."""
         trigger = _trigger(view, key)
         return (trigger is not None and trigger <= (when or MIN_TIME)) or _event_id(contract_no, key) in invoiced
 
-    entries = reshape(revisions, locked_at, cancellations)
+    entries = reshape(revisions, locked_at, contract_life.cancellations(revisions))
     currency = current_quote.currency
     for key, entry in entries.items():
         out.schedule[key] = _schedule_item(view, contract_no, trace, currency, key, entry, revisions[0][0].approved_at, invoiced)
 
     contract_value = sum((i.amount for i in out.schedule.values() if i.status != "cancelled"), Decimal("0.00"))
     if current_quote.commercial_model == "time_and_materials":
-        contract_value += not_to_exceed(revisions[-1])
+        contract_value += terms.budget
     status = "active"
     if current_quote.status == "cancelled":
         status = "cancelled"
@@ -166,26 +242,57 @@ def derive(view: EngagementView, previous: EngagementOutputs | None = None) -> E
             ),
         )
 
-    desired: dict[str, BillingEvent] = {}
+    events: dict[str, BillingEvent] = {}
     for item in out.schedule.values():
         entry = entries[item.schedule_key]
         if item.status in ("eligible", "billed"):
-            event = _schedule_event(view, contract_no, trace, item, entry)
+            event = _schedule_event(view, terms, item, entry)
         elif entry.withdrawn and _trigger(view, item.schedule_key) is not None:
-            event = _schedule_event(view, contract_no, trace, item, entry, hold="contract_cancelled")
+            event = _schedule_event(view, terms, item, entry, hold="contract_cancelled")
         else:
             continue
-        desired[event.billing_event_id] = event
-    if current_quote.commercial_model == "time_and_materials" and view.project is not None:
-        desired.update(_time_events(view, contract_no, trace, revisions, currency, cancelled))
-    if view.project is not None:
-        desired.update(_expense_events(view, contract_no, trace, revisions[-1], currency, cancelled))
-        out.costs = _costs(view, contract_no, trace)
-    out.events = _settle(desired, previous, invoiced)
+        events[event.billing_event_id] = event
+    return Head(terms, out, events, invoiced)
+
+
+def derive_rows(view: EngagementView, terms: Terms) -> Rows:
+    """Every time entry's and expense's candidate event, the running totals' holds, the costs."""
+    rows = Rows()
+    if terms.project_code is None:
+        return rows
+    assignments = assignments_by_resource(view.assignments)
+    if terms.bills_time:
+        for entry in view.time_entries:
+            candidate = time_candidate(terms, entry, assignments.get(entry.resource_id, ()), view.resources.get(entry.resource_id))
+            if candidate is not None:
+                rows.time[entry.id] = candidate
+    for expense in view.expenses:
+        candidate = expense_candidate(terms, expense)
+        if candidate is not None:
+            rows.expenses[expense.id] = candidate
+    for entry in view.time_entries:
+        cost = project_cost(terms, entry, view.resources.get(entry.resource_id))
+        if cost is not None:
+            rows.costs[entry.id] = cost
+    rows.holds.update(running_holds(sorted(rows.time.values(), key=lambda c: c.order), terms.budget, "over_budget"))
+    if terms.cap is not None:
+        rows.holds.update(running_holds(sorted(rows.expenses.values(), key=lambda c: c.order), terms.cap, "over_expense_cap"))
+    else:
+        rows.holds.update({c.event_id: c.hold for c in rows.expenses.values()})
+    return rows
+
+
+def assemble(head: Head, rows: Rows, previous: EngagementOutputs | None) -> EngagementOutputs:
+    """The outputs of a head and its rows, against what was written before (``previous``)."""
+    out = EngagementOutputs(contract=head.outputs.contract, schedule=dict(head.outputs.schedule),
+                            provision=head.outputs.provision)
+    desired = {**head.schedule_events, **rows.events(head.terms)}
+    out.events = _settle(desired, previous, head.invoiced)
+    out.costs = {c.cost_event_id: c for c in rows.costs.values()}
     if previous:
         for cost_id, cost in previous.costs.items():
             if cost_id not in out.costs:
-                out.costs[cost_id] = cost.model_copy(update={"status": "reversed"})
+                out.costs[cost_id] = reversed_cost(cost)
     return out
 
 
@@ -198,7 +305,7 @@ def _withdrawn(previous: EngagementOutputs) -> EngagementOutputs:
     }
     still_billed = {e.billing_event_id: e.invoice_number for e in previous.events.values() if e.status == "billed"}
     out.events = _settle({}, previous, still_billed)
-    out.costs = {k: c.model_copy(update={"status": "reversed"}) for k, c in previous.costs.items()}
+    out.costs = {k: reversed_cost(c) for k, c in previous.costs.items()}
     return out
 
 
@@ -223,22 +330,22 @@ def _schedule_item(view, contract_no, trace, currency, key, entry: ScheduleEntry
     )
 
 
-def _event(view, *, event_id, contract_no, trace, event_type, source_system, source_ref, service_date,
-           description, quantity, unit_price, amount, currency, tax_code, hold=None) -> BillingEvent:
-    rate = rate_on(view.tax_rates, tax_code, view.client.billing_country, service_date)
+def _event(terms: Terms, *, event_id, event_type, source_system, source_ref, service_date,
+           description, quantity, unit_price, amount, tax_code, hold=None) -> BillingEvent:
+    rate = terms.tax_rate(tax_code, service_date)
     if hold is None and rate is None:
         hold = "no_tax_rate"
     return BillingEvent(
-        billing_event_id=event_id, contract_number=contract_no, event_type=event_type,
+        billing_event_id=event_id, contract_number=terms.contract_no, event_type=event_type,
         source_system=source_system, source_ref=source_ref, service_date=service_date,
         description=description, quantity=quantity, unit_price=unit_price, amount=amount,
-        currency=currency, tax_code=tax_code, tax_rate_pct=rate,
+        currency=terms.currency, tax_code=tax_code, tax_rate_pct=rate,
         tax_amount=tax_amount(amount, rate) if rate is not None else None,
-        status="on_hold" if hold else "ready", hold_reason=hold, trace_id=trace,
+        status="on_hold" if hold else "ready", hold_reason=hold, trace_id=terms.trace,
     )
 
 
-def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: ScheduleEntry, hold: str | None = None) -> BillingEvent:
+def _schedule_event(view, terms: Terms, item: ScheduleItem, entry: ScheduleEntry, hold: str | None = None) -> BillingEvent:
     kind = item.schedule_key.split(":", 1)[0]
     if kind == "MS":
         milestone = _milestone(view, item.schedule_key[3:])
@@ -249,132 +356,167 @@ def _schedule_event(view, contract_no, trace, item: ScheduleItem, entry: Schedul
         period_cd = item.schedule_key.rsplit(":", 1)[1]
         source_ref, service_date, source_system = f"finance.gl_period:{period_cd}", item.planned_date, "finance"
     return _event(
-        view, event_id=_event_id(contract_no, item.schedule_key), contract_no=contract_no, trace=trace,
-        event_type=item.billing_type, source_system=source_system, source_ref=source_ref,
-        service_date=service_date, description=entry.item.description, quantity=Decimal("1.00"),
-        unit_price=item.amount, amount=item.amount, currency=item.currency, tax_code=entry.item.tax_code, hold=hold,
+        terms, event_id=_event_id(terms.contract_no, item.schedule_key), event_type=item.billing_type,
+        source_system=source_system, source_ref=source_ref, service_date=service_date,
+        description=entry.item.description, quantity=Decimal("1.00"), unit_price=item.amount, amount=item.amount,
+        tax_code=entry.item.tax_code, hold=hold,
     )
 
 
-def _time_events(view: EngagementView, contract_no, trace, revisions: list[Revision], currency,
-                 cancelled: datetime | None) -> dict[str, BillingEvent]:
-    current_quote, _ = revisions[-1]
-    budget = not_to_exceed(revisions[-1])
+# --- one row at a time: time entries, expenses, costs ---------------------------------------------
+
+@dataclass(frozen=True)
+class Candidate:
+    """A time entry's or an expense's billing event before its running total (the T&M budget,
+    the expense cap) is applied: ``hold`` is what holds it on its own."""
+    row: TimeEntry | ExpenseItem
+    event_id: str
+    order: tuple  # where it stands in the running total: (approved_at, id) for time, (id,) for expenses
+    unit_price: Decimal
+    amount: Decimal
+    tax_code: str
+    hold: str | None
+    taxed: bool  # a tax rate exists on its service date (without one it is held, and uses no budget)
+
+
+def assignments_by_resource(assignments: Iterable[Assignment]) -> dict[int, list[Assignment]]:
+    """A project's assignments per person, by id (the first covering a work date wins)."""
+    found: dict[int, list[Assignment]] = {}
+    for a in sorted(assignments, key=lambda a: a.id):
+        found.setdefault(a.resource_id, []).append(a)
+    return found
+
+
+def time_candidate(terms: Terms, entry: TimeEntry, assignments: Iterable[Assignment],
+                   resource: Resource | None) -> Candidate | None:
+    """The billing event of an approved billable entry, priced at the role's net rate in the
+    revision in force when it was approved; None for any other entry."""
+    if entry.status != "approved" or not entry.billable:
+        return None
+    digest = ids.state_digest(entry.resource_id, entry.project_id, entry.work_date, entry.hours, entry.billable, entry.description)
+    assignment = next((a for a in assignments if a.start_date <= entry.work_date <= a.end_date), None)
+    role = assignment.role_code if assignment else (resource.role_code if resource else None)
+    priced = terms.rate_for(role, entry.approved_at) if role else None
+    unit_price, tax_code = priced if priced else (Decimal("0.00"), "STD")
+    amount = to_cents(entry.hours * unit_price)
+    hold = None
+    if contract_life.after(terms.cancelled, entry.approved_at):
+        hold = "contract_cancelled"
+    elif entry.hours <= 0 or entry.hours > 24:
+        hold = "invalid_hours"
+    elif not (terms.term[0] <= entry.work_date <= terms.term[1]):
+        hold = "outside_term"
+    elif assignment is None:
+        hold = "not_assigned"
+    elif priced is None:
+        hold = "no_rate_for_role"
+    return Candidate(entry, ids.time_event_id(terms.contract_no, entry.id, digest), (entry.approved_at or MIN_TIME, entry.id),
+                     unit_price, amount, tax_code, hold, terms.tax_rate(tax_code, entry.work_date) is not None)
+
+
+def expense_candidate(terms: Terms, expense: ExpenseItem) -> Candidate | None:
+    """The billing event of an approved billable expense line, at cost; None for any other."""
+    if expense.status not in ("approved", "reimbursed") or not expense.billable:
+        return None
+    digest = ids.state_digest(expense.resource_id, expense.project_id, expense.expense_date, expense.category,
+                              expense.amount, expense.currency, expense.billable, expense.receipt_id)
+    hold = None
+    if contract_life.after(terms.cancelled, contract_life.expense_approved_at(expense)):
+        hold = "contract_cancelled"
+    elif terms.cap is None:
+        hold = "expenses_not_billable"
+    elif expense.currency != terms.currency:
+        hold = "currency_mismatch"
+    return Candidate(expense, ids.expense_event_id(terms.contract_no, expense.id, digest), (expense.id,),
+                     expense.amount, expense.amount, "STD", hold, terms.tax_rate("STD", expense.expense_date) is not None)
+
+
+def running_holds(candidates: Iterable[Candidate], limit: Decimal, reason: str) -> Iterator[tuple[str, str | None]]:
+    """(event id, final hold) in running-total order: an event that would take the total of the
+    ready events past ``limit`` is held for ``reason``; a held event uses up nothing."""
     running = Decimal("0.00")
-    events: dict[str, BillingEvent] = {}
-    approved = [t for t in view.time_entries if t.status == "approved" and t.billable]
-    for entry in sorted(approved, key=lambda t: (t.approved_at or MIN_TIME, t.id)):
-        digest = ids.state_digest(entry.resource_id, entry.project_id, entry.work_date, entry.hours, entry.billable, entry.description)
-        event_id = ids.time_event_id(contract_no, entry.id, digest)
-        assignment = next(
-            (a for a in sorted(view.assignments, key=lambda a: a.id)
-             if a.resource_id == entry.resource_id and a.start_date <= entry.work_date <= a.end_date),
-            None,
+    for c in candidates:
+        hold = c.hold
+        if hold is None and running + c.amount > limit:
+            hold = reason
+        if hold is None and c.taxed:
+            running += c.amount
+        yield c.event_id, hold
+
+
+def billing_event(terms: Terms, c: Candidate, hold: str | None) -> BillingEvent:
+    if isinstance(c.row, TimeEntry):
+        entry = c.row
+        return _event(
+            terms, event_id=c.event_id, event_type="time", source_system="psa",
+            source_ref=ids.source_ref("psa", "timesheet_entry", entry.id), service_date=entry.work_date,
+            description=entry.description, quantity=entry.hours, unit_price=c.unit_price, amount=c.amount,
+            tax_code=c.tax_code, hold=hold,
         )
-        resource = view.resources.get(entry.resource_id)
-        role = assignment.role_code if assignment else (resource.role_code if resource else None)
-        priced = rate_for(revisions, role, entry.approved_at) if role else None
-        unit_price, tax_code = priced if priced else (Decimal("0.00"), "STD")
-        amount = to_cents(entry.hours * unit_price)
-        hold = None
-        if contract_life.after(cancelled, entry.approved_at):
-            hold = "contract_cancelled"
-        elif entry.hours <= 0 or entry.hours > 24:
-            hold = "invalid_hours"
-        elif not (current_quote.start_date <= entry.work_date <= current_quote.end_date):
-            hold = "outside_term"
-        elif assignment is None:
-            hold = "not_assigned"
-        elif priced is None:
-            hold = "no_rate_for_role"
-        elif running + amount > budget:
-            hold = "over_budget"
-        event = _event(
-            view, event_id=event_id, contract_no=contract_no, trace=trace, event_type="time",
-            source_system="psa", source_ref=ids.source_ref("psa", "timesheet_entry", entry.id),
-            service_date=entry.work_date, description=entry.description, quantity=entry.hours,
-            unit_price=unit_price, amount=amount, currency=currency, tax_code=tax_code, hold=hold,
-        )
-        if event.status == "ready":
-            running += amount
-        events[event_id] = event
-    return events
+    expense = c.row
+    return _event(
+        terms, event_id=c.event_id, event_type="expense", source_system="psa",
+        source_ref=ids.source_ref("psa", "expense_line", expense.id), service_date=expense.expense_date,
+        description=expense.category, quantity=Decimal("1.00"), unit_price=expense.amount, amount=expense.amount,
+        tax_code="STD", hold=hold,
+    )
 
 
-def _expense_events(view: EngagementView, contract_no, trace, current: Revision, currency,
-                    cancelled: datetime | None) -> dict[str, BillingEvent]:
-    cap = expense_cap(current)
-    running = Decimal("0.00")
-    events: dict[str, BillingEvent] = {}
-    billable = [e for e in view.expenses if e.status in ("approved", "reimbursed") and e.billable]
-    for expense in sorted(billable, key=lambda e: e.id):
-        digest = ids.state_digest(expense.resource_id, expense.project_id, expense.expense_date, expense.category,
-                                  expense.amount, expense.currency, expense.billable, expense.receipt_id)
-        event_id = ids.expense_event_id(contract_no, expense.id, digest)
-        hold = None
-        if contract_life.after(cancelled, contract_life.expense_approved_at(expense)):
-            hold = "contract_cancelled"
-        elif cap is None:
-            hold = "expenses_not_billable"
-        elif expense.currency != currency:
-            hold = "currency_mismatch"
-        elif running + expense.amount > cap:
-            hold = "over_expense_cap"
-        event = _event(
-            view, event_id=event_id, contract_no=contract_no, trace=trace, event_type="expense",
-            source_system="psa", source_ref=ids.source_ref("psa", "expense_line", expense.id),
-            service_date=expense.expense_date, description=expense.category, quantity=Decimal("1.00"),
-            unit_price=expense.amount, amount=expense.amount, currency=currency, tax_code="STD", hold=hold,
-        )
-        if event.status == "ready":
-            running += expense.amount
-        events[event_id] = event
-    return events
+def project_cost(terms: Terms, entry: TimeEntry, resource: Resource | None) -> ProjectCost | None:
+    """The delivery cost of an approved entry (billable or not) at the person's cost rate."""
+    if entry.status != "approved" or resource is None or terms.project_code is None:
+        return None
+    digest = ids.state_digest(entry.resource_id, entry.project_id, entry.work_date, entry.hours, entry.billable,
+                              entry.description, resource.cost_rate, resource.cost_currency)
+    cost_id = ids.cost_event_id(terms.contract_no, entry.id, digest)
+    return ProjectCost(
+        cost_event_id=cost_id, contract_number=terms.contract_no, project_code=terms.project_code,
+        employee_no=resource.employee_no, work_date=entry.work_date, hours=entry.hours,
+        cost_amount=to_cents(entry.hours * resource.cost_rate), cost_currency=resource.cost_currency,
+        status="posted", trace_id=terms.trace,
+    )
 
 
-def _costs(view: EngagementView, contract_no, trace) -> dict[str, ProjectCost]:
-    costs = {}
-    for entry in view.time_entries:
-        resource = view.resources.get(entry.resource_id)
-        if entry.status != "approved" or resource is None:
-            continue
-        digest = ids.state_digest(entry.resource_id, entry.project_id, entry.work_date, entry.hours, entry.billable,
-                                  entry.description, resource.cost_rate, resource.cost_currency)
-        cost_id = ids.cost_event_id(contract_no, entry.id, digest)
-        costs[cost_id] = ProjectCost(
-            cost_event_id=cost_id, contract_number=contract_no, project_code=view.project.project_code,
-            employee_no=resource.employee_no, work_date=entry.work_date, hours=entry.hours,
-            cost_amount=to_cents(entry.hours * resource.cost_rate), cost_currency=resource.cost_currency,
-            status="posted", trace_id=trace,
-        )
-    return costs
+def reversed_cost(cost: ProjectCost) -> ProjectCost:
+    return cost if cost.status == "reversed" else cost.model_copy(update={"status": "reversed"})
 
 
-def _settle(desired: dict[str, BillingEvent], previous: EngagementOutputs | None, invoiced: dict[str, str]) -> dict[str, BillingEvent]:
+# --- history: invoicing, reversals ----------------------------------------------------------------
+
+def _settle(desired: dict[str, BillingEvent], previous: EngagementOutputs | None, invoiced: Mapping[str, str]) -> dict[str, BillingEvent]:
     """Apply invoicing and history: invoiced events are billed; an event that is no longer wanted
     is reversed, or, if it was billed, stays billed and gets a ``:REV`` event with negated amounts."""
     events: dict[str, BillingEvent] = {}
     for event_id, event in desired.items():
-        if event_id in invoiced:
-            event = event.model_copy(update={"status": "billed", "hold_reason": None, "invoice_number": invoiced[event_id]})
-        events[event_id] = event
+        events.update(settle(event_id, event, None, invoiced))
     for event_id, before in (previous.events if previous else {}).items():
         if event_id in events:
             continue
-        if event_id.endswith(":REV"):
-            events[event_id] = before
-            continue
-        if event_id in invoiced:
-            billed = before.model_copy(update={"status": "billed", "invoice_number": invoiced[event_id]})
-            events[event_id] = billed
-            rev_id = ids.reversal_id(event_id)
-            events[rev_id] = before.model_copy(update={
-                "billing_event_id": rev_id, "quantity": -before.quantity, "amount": -before.amount,
-                "tax_amount": -before.tax_amount if before.tax_amount is not None else None,
-                "status": "ready", "hold_reason": None, "invoice_number": invoiced.get(rev_id),
-            })
-            if rev_id in invoiced:
-                events[rev_id] = events[rev_id].model_copy(update={"status": "billed"})
-        else:
-            events[event_id] = before.model_copy(update={"status": "reversed", "invoice_number": None})
+        events.update(settle(event_id, None, before, invoiced))
     return events
+
+
+def settle(event_id: str, desired: BillingEvent | None, before: BillingEvent | None,
+           invoiced: Mapping[str, str]) -> dict[str, BillingEvent]:
+    """What one event becomes: the event the rules want now (``desired``), billed if an invoice
+    bills it; or, not wanted any more, what was written before (``before``) reversed, or kept
+    billed with a ``:REV`` event with negated amounts. A ``:REV`` event itself never changes."""
+    if desired is not None:
+        if event_id in invoiced:
+            desired = desired.model_copy(update={"status": "billed", "hold_reason": None, "invoice_number": invoiced[event_id]})
+        return {event_id: desired}
+    if before is None:
+        return {}
+    if event_id.endswith(":REV"):
+        return {event_id: before}
+    if event_id not in invoiced:
+        return {event_id: before.model_copy(update={"status": "reversed", "invoice_number": None})}
+    rev_id = ids.reversal_id(event_id)
+    rev = before.model_copy(update={
+        "billing_event_id": rev_id, "quantity": -before.quantity, "amount": -before.amount,
+        "tax_amount": -before.tax_amount if before.tax_amount is not None else None,
+        "status": "ready", "hold_reason": None, "invoice_number": invoiced.get(rev_id),
+    })
+    if rev_id in invoiced:
+        rev = rev.model_copy(update={"status": "billed"})
+    return {event_id: before.model_copy(update={"status": "billed", "invoice_number": invoiced[event_id]}), rev_id: rev}
