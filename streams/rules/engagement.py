@@ -174,6 +174,7 @@ class Rows:
     expenses: dict[int, Candidate] = field(default_factory=dict)
     holds: dict[str, str | None] = field(default_factory=dict)  # billing_event_id → final hold
     costs: dict[int, ProjectCost] = field(default_factory=dict)
+    resource_of: dict[int, int] = field(default_factory=dict)  # approved time entry id → its person
 
     def events(self, terms: Terms) -> dict[str, BillingEvent]:
         return {c.event_id: billing_event(terms, c, self.holds[c.event_id])
@@ -274,6 +275,8 @@ def derive_rows(view: EngagementView, terms: Terms) -> Rows:
         cost = project_cost(terms, entry, view.resources.get(entry.resource_id))
         if cost is not None:
             rows.costs[entry.id] = cost
+        if entry.status == "approved":
+            rows.resource_of[entry.id] = entry.resource_id
     rows.holds.update(running_holds(sorted(rows.time.values(), key=lambda c: c.order), terms.budget, "over_budget"))
     if terms.cap is not None:
         rows.holds.update(running_holds(sorted(rows.expenses.values(), key=lambda c: c.order), terms.cap, "over_expense_cap"))

@@ -20,13 +20,17 @@ from typing import Any, Callable
 from streams.canonical.models import Canonical
 from streams.capture.envelope import RowChange
 from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
-from streams.rules.engagement import EngagementOutputs, EngagementView, ProjectProvision, derive
+from streams.rules.engagement import (
+    EngagementOutputs, EngagementView, ProjectProvision, assemble, assignments_by_resource, billing_event, derive,
+    derive_head, derive_rows, expense_candidate, project_cost, reversed_cost, settle, time_candidate,
+)
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
+from streams.state.engagement_book import Books, EngagementBook
 from streams.state.ledger import Ledger
-from streams.state.mirror import SourceMirror
+from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
-from streams.state.views import account_invoices, engagement_view, invoice_inputs
+from streams.state.views import InvoicedEvents, account_invoices, engagement_view, invoice_inputs
 
 
 @dataclass(frozen=True)
@@ -65,17 +69,22 @@ class BatchResult:
 class Processor:
     def __init__(self, mirror: SourceMirror, ledger: Ledger | None = None,
                  today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
-                 routes: RouteBook | None = None):
+                 routes: RouteBook | None = None, books: Books | None = None):
         self.mirror = mirror
         self.ledger = ledger if ledger is not None else Ledger()
         self.today = today
         self.routes = routes
+        self.books = books if books is not None else Books()
+        self._unsettled: set[str] = set()  # engagements derived since the last commit
 
     def process(self, changes: list[RowChange], derive_outputs: bool = True) -> BatchResult:
         """Apply ``changes``; derive what they touched unless ``derive_outputs`` is False (a
         replay rebuilds the mirror first and derives everything once, with ``sweep``)."""
         result = BatchResult()
-        engagements: set[str] = set()
+        for contract in self._unsettled:  # a batch that was not committed: its books are ahead of the ledger
+            self.books.drop(contract)
+        self._unsettled.clear()
+        engagements: dict[str, list[Applied]] = {}
         invoices: set[str] = set()
         accounts: set[int] = set()
         for change in changes:
@@ -94,11 +103,12 @@ class Processor:
             contract = next(iter(e)) if len(e) == 1 else None
             result.canonical.append(CanonicalEvent(
                 EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract))
-            engagements |= e
+            for c in e:
+                engagements.setdefault(c, []).append(applied)
             invoices |= i
             accounts |= a
         for contract in sorted(engagements):
-            self._engagement_or_route(contract, result)
+            self._engagement_or_route(contract, result, applied=engagements[contract])
         for inv_no in sorted(invoices):
             self._invoice(inv_no, result)
         for account_id in sorted(accounts):
@@ -119,12 +129,14 @@ class Processor:
     def commit(self, result: BatchResult) -> None:
         """Record what the sinks wrote (call only after they succeeded)."""
         self.ledger.apply(result.ledger_writes)
+        self._unsettled.clear()
         if self.routes is not None:
             self.routes.apply(result.route_writes)
 
-    def _engagement_or_route(self, contract: str, result: BatchResult, whole: bool = False) -> None:
+    def _engagement_or_route(self, contract: str, result: BatchResult, whole: bool = False,
+                             applied: list[Applied] | None = None) -> None:
         if self.routes is None:
-            self.engagement(contract, result)
+            self.engagement(contract, result, applied)
             return
         # an engagement this ledger derived before scaling out goes with what was written for it
         handed_over = self.ledger.rows_of(contract) if contract not in self.routes.sent else {}
@@ -134,43 +146,129 @@ class Processor:
         if parts:
             result.ledger_writes.update({key: None for key in handed_over})
 
-    def engagement(self, contract: str, result: BatchResult) -> None:
-        """Derive one engagement from the mirror and add what changed to ``result``."""
+    def engagement(self, contract: str, result: BatchResult, applied: list[Applied] | None = None) -> None:
+        """Derive one engagement and add what changed to ``result``: only the rows ``applied``
+        touched when its book is current (``engagement_book``), else in full."""
         previous = self.ledger.outputs(contract)
-        view = engagement_view(self.mirror, contract)
-        outputs = derive(view, previous)
+        self._unsettled.add(contract)  # its book is right only once this batch is committed
+        found = self._incremental(contract, previous, applied) if applied is not None else None
+        if found is None:
+            view = engagement_view(self.mirror, contract)
+            head = derive_head(view)
+            if head is None:
+                self.books.drop(contract)
+                outputs = derive(view, previous)  # withdrawn (or never a contract)
+            else:
+                rows = derive_rows(view, head.terms)
+                outputs = assemble(head, rows, previous)
+                self.books.put(contract, EngagementBook.of(head, rows))
+            changed = Ledger.changed(previous, outputs)
+            linked_rows = _rows_to_link(view)
+        else:
+            outputs, changed, linked_rows = found
         old = previous or EngagementOutputs()
         if outputs.contract is None and previous is None:
             return
         if outputs.contract != old.contract and outputs.contract is not None:
             result.erp.contracts.append(outputs.contract)
             result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract))
-        changed = Ledger.changed(previous, outputs)
-        for part, rows, event_type in (("schedule", result.erp.schedule, "schedule_item"),
-                                       ("event", result.erp.events, "billing_event"),
-                                       ("cost", result.erp.costs, "project_cost")):
+        for part, rows_out, event_type in (("schedule", result.erp.schedule, "schedule_item"),
+                                           ("event", result.erp.events, "billing_event"),
+                                           ("cost", result.erp.costs, "project_cost")):
             for model in changed[part].values():
                 if model is not None:  # None: no longer derived; the sinks keep what they have
-                    rows.append(model)
+                    rows_out.append(model)
                     result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
         linked_before = self.ledger.linked_refs(contract)
-        linked = self._link(contract, view, linked_before, result)
+        linked = self._link(contract, linked_rows, linked_before, result)
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
 
-    def _link(self, contract: str, view: EngagementView, linked_before: set[str], result: BatchResult) -> list[str]:
+    def _incremental(self, contract: str, previous: EngagementOutputs | None, applied: list[Applied]
+                     ) -> tuple[EngagementOutputs, dict[str, dict], list[tuple[str, Canonical]]] | None:
+        """(outputs, changed rows, rows to link) derived from the engagement's book and the rows
+        ``applied`` touched; None when it must be derived in full (no book, new terms)."""
+        book = self.books.get(contract)
+        if book is None or previous is None or previous.contract is None:
+            return None
+        view = engagement_view(self.mirror, contract, rows=False)
+        invoiced = InvoicedEvents(self.mirror)
+        head = derive_head(view, invoiced)
+        if head is None or head.terms != book.head.terms:
+            return None
+        terms, pid = head.terms, (view.project.id if view.project is not None else None)
+        entries, expenses, named = _rows_changed(self.mirror, applied, book)
+        assignments = assignments_by_resource(self.mirror.find("psa.assignment", "by_project", pid)) if pid is not None else {}
+        events_touched: set[str] = set(named) | set(head.schedule_events) | set(book.head.schedule_events)
+        costs: dict[str, Any] = {}
+        linked_rows: list[tuple[str, Canonical]] = _rows_to_link(view)
+        removed, added = [], []
+        for entry_id in entries:
+            entry = self.mirror.get("psa.timesheet_entry", entry_id)
+            if entry is not None and entry.project_id != pid:
+                entry = None  # moved to another project: it left this engagement
+            if entry is not None:
+                linked_rows.append((f"psa.timesheet_entry:{entry_id}", entry))
+            resource = self.mirror.get("psa.resource", entry.resource_id) if entry is not None else None
+            new = (time_candidate(terms, entry, assignments.get(entry.resource_id, ()), resource)
+                   if entry is not None and terms.bills_time else None)
+            old = book.time.get(entry_id)
+            if new != old:
+                removed += [old] if old else []
+                added += [new] if new else []
+                events_touched.update(c.event_id for c in (old, new) if c)
+                book.time.pop(entry_id, None)
+                if new:
+                    book.time[entry_id] = new
+            cost = project_cost(terms, entry, resource) if entry is not None else None
+            old_cost_id = book.cost_of.pop(entry_id, None)
+            if cost is not None:
+                book.cost_of[entry_id] = cost.cost_event_id
+                if previous.costs.get(cost.cost_event_id) != cost:
+                    costs[cost.cost_event_id] = cost
+            if old_cost_id and old_cost_id != (cost.cost_event_id if cost else None) and old_cost_id in previous.costs:
+                before = previous.costs[old_cost_id]
+                if reversed_cost(before) != before:
+                    costs[old_cost_id] = reversed_cost(before)
+            book.place(entry_id, entry.resource_id if entry is not None and entry.status == "approved" else None)
+        flipped = book.budget.change(removed, added)
+        removed, added = [], []
+        for expense_id in expenses:
+            expense = self.mirror.get("psa.expense_line", expense_id)
+            if expense is not None and expense.project_id != pid:
+                expense = None
+            if expense is not None:
+                linked_rows.append((f"psa.expense_line:{expense_id}", expense))
+            new = expense_candidate(terms, expense) if expense is not None and pid is not None else None
+            old = book.expenses.get(expense_id)
+            if new != old:
+                removed += [old] if old else []
+                added += [new] if new else []
+                events_touched.update(c.event_id for c in (old, new) if c)
+                book.expenses.pop(expense_id, None)
+                if new:
+                    book.expenses[expense_id] = new
+        flipped |= book.cap.change(removed, added)
+        events: dict[str, Any] = {}
+        for event_id in sorted(events_touched | flipped):
+            desired = head.schedule_events.get(event_id)
+            candidate = book.candidate(event_id) if desired is None else None
+            if candidate is not None:
+                desired = billing_event(terms, candidate, book.hold(event_id))
+            for key, event in settle(event_id, desired, previous.events.get(event_id), invoiced).items():
+                if previous.events.get(key) != event:
+                    events[key] = event
+        schedule: dict[str, Any] = {k: i for k, i in head.outputs.schedule.items() if previous.schedule.get(k) != i}
+        schedule.update({k: None for k in previous.schedule.keys() - head.outputs.schedule.keys()})
+        book.head = head
+        outputs = EngagementOutputs(contract=head.outputs.contract, provision=head.outputs.provision)
+        return outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
+
+    def _link(self, contract: str, rows: list[tuple[str, Canonical]], linked_before: set[str], result: BatchResult) -> list[str]:
         """Source rows of the engagement that were published before it could be resolved (a time
         entry before its project, a project before its quote) are published again with the
         engagement's contract number, so downstream attribution does not depend on arrival order."""
-        rows: list[tuple[str, Canonical]] = [(f"crm.quote:{q.id}", q) for q in view.quotes]
-        rows += [(f"crm.quote_line:{l.id}", l) for lines in view.lines.values() for l in lines]
-        if view.project is not None:
-            rows.append((f"psa.project:{view.project.id}", view.project))
-        rows += [(f"psa.milestone:{m.id}", m) for m in view.milestones]
-        rows += [(f"psa.assignment:{a.id}", a) for a in view.assignments]
-        rows += [(f"psa.timesheet_entry:{t.id}", t) for t in view.time_entries]
-        rows += [(f"psa.expense_line:{x.id}", x) for x in view.expenses]
         for ref, model in rows:
             if ref not in linked_before:
                 table_id = ref.split(":", 1)[0]
@@ -201,3 +299,45 @@ class Processor:
         if self.ledger.doc(key) != doc:
             result.financials.append(financials)
             result.ledger_writes[key] = doc
+
+
+def _rows_to_link(view: EngagementView) -> list[tuple[str, Canonical]]:
+    """(ref, row) of every source row a view holds that belongs to the engagement."""
+    rows: list[tuple[str, Canonical]] = [(f"crm.quote:{q.id}", q) for q in view.quotes]
+    rows += [(f"crm.quote_line:{l.id}", l) for lines in view.lines.values() for l in lines]
+    if view.project is not None:
+        rows.append((f"psa.project:{view.project.id}", view.project))
+    rows += [(f"psa.milestone:{m.id}", m) for m in view.milestones]
+    rows += [(f"psa.assignment:{a.id}", a) for a in view.assignments]
+    rows += [(f"psa.timesheet_entry:{t.id}", t) for t in view.time_entries]
+    rows += [(f"psa.expense_line:{x.id}", x) for x in view.expenses]
+    return rows
+
+
+def _rows_changed(mirror: SourceMirror, applied: list[Applied], book: EngagementBook) -> tuple[set[int], set[int], set[str]]:
+    """(time entry ids, expense ids, billing event ids named by invoice lines) whose derivation
+    the applied changes may alter; a person's or an assignment's change reaches every approved
+    entry of that person in the engagement."""
+    entries: set[int] = set()
+    expenses: set[int] = set()
+    named: set[str] = set()
+    for change in applied:
+        for model in (change.before, change.after):
+            if model is None:
+                continue
+            t = change.table_id
+            if t == "psa.timesheet_entry":
+                entries.add(model.id)
+            elif t == "psa.expense_line":
+                expenses.add(model.id)
+            elif t == "psa.resource":
+                entries |= book.entries_of_resource.get(model.id, set())
+            elif t == "psa.assignment":
+                entries |= book.entries_of_resource.get(model.resource_id, set())
+            elif t == "finance.ar_invoice_line":
+                named.add((model.src_ref or "").strip())
+            elif t == "finance.ar_invoice_hdr":
+                named.update((line.src_ref or "").strip() for line in mirror.find("finance.ar_invoice_line", "by_invoice", model.inv_no))
+    named.discard("")
+    named |= {event_id[:-len(":REV")] for event_id in named if event_id.endswith(":REV")}  # a reversal is settled with its event
+    return entries, expenses, named

@@ -2,23 +2,26 @@
 from __future__ import annotations
 
 from streams.canonical.models import Invoice, Payment
-from streams.rules.engagement import EngagementView
+from streams.rules.engagement import EngagementView, invoice_billing
 from streams.state.mirror import SourceMirror, _norm
 
 
-def engagement_view(mirror: SourceMirror, contract_number: str) -> EngagementView:
+def engagement_view(mirror: SourceMirror, contract_number: str, rows: bool = True) -> EngagementView:
+    """What the rules read of one engagement. ``rows`` False: without its time entries, expenses,
+    their people and the invoice lines naming its events (what ``derive_head`` needs; the
+    incremental path reads those one row at a time)."""
     quotes = mirror.engagement_quotes(contract_number)
     lines = {q.id: mirror.find("crm.quote_line", "by_quote", q.id) for q in quotes}
     current = next((q for q in reversed(quotes) if q.status in ("approved", "superseded", "cancelled")), quotes[-1] if quotes else None)
     client = mirror.get("crm.account", current.account_id) if current else None
     project = mirror.engagement_project(contract_number)
     pid = project.id if project else None
-    time_entries = mirror.find("psa.timesheet_entry", "by_project", pid) if pid is not None else []
+    time_entries = mirror.find("psa.timesheet_entry", "by_project", pid) if pid is not None and rows else []
     assignments = mirror.find("psa.assignment", "by_project", pid) if pid is not None else []
-    resource_ids = {t.resource_id for t in time_entries} | {a.resource_id for a in assignments}
+    resource_ids = {t.resource_id for t in time_entries} | {a.resource_id for a in assignments} if rows else set()
     invoice_lines = []
     seen = set()
-    for line in mirror.find("finance.ar_invoice_line", "by_src_contract", contract_number):
+    for line in mirror.find("finance.ar_invoice_line", "by_src_contract", contract_number) if rows else ():
         invoice = mirror.get("finance.ar_invoice_hdr", line.inv_no)
         if invoice is not None and (line.inv_no, line.line_no) not in seen:
             seen.add((line.inv_no, line.line_no))
@@ -32,7 +35,7 @@ def engagement_view(mirror: SourceMirror, contract_number: str) -> EngagementVie
         milestones=mirror.find("psa.milestone", "by_project", pid) if pid is not None else [],
         assignments=assignments,
         time_entries=time_entries,
-        expenses=mirror.find("psa.expense_line", "by_project", pid) if pid is not None else [],
+        expenses=mirror.find("psa.expense_line", "by_project", pid) if pid is not None and rows else [],
         resources={r: mirror.get("psa.resource", r) for r in resource_ids if mirror.get("psa.resource", r)},
         periods={p.period_cd: p for p in mirror.all("finance.gl_period")},
         tax_rates=[t for t in mirror.all("finance.gl_tax_rate") if client and t.country_cd == client.billing_country],
@@ -60,3 +63,28 @@ def account_invoices(mirror: SourceMirror, account_id: int) -> list[tuple[Invoic
         for invoice in mirror.find("finance.ar_invoice_hdr", "by_customer", customer.cust_no):
             result.append((invoice, mirror.find("finance.ar_receipt", "by_invoice", invoice.inv_no)))
     return result
+
+
+class InvoicedEvents:
+    """billing_event_id → invoice number, read from the mirror one event at a time (what
+    ``invoice_billing`` makes of every invoice line naming the event)."""
+
+    def __init__(self, mirror: SourceMirror):
+        self.mirror = mirror
+
+    def get(self, event_id: str, default: str | None = None) -> str | None:
+        lines = []
+        for line in self.mirror.find("finance.ar_invoice_line", "by_event", event_id):
+            invoice = self.mirror.get("finance.ar_invoice_hdr", line.inv_no)
+            if invoice is not None:
+                lines.append((line, invoice))
+        return invoice_billing(lines).get(event_id, default)
+
+    def __contains__(self, event_id: object) -> bool:
+        return isinstance(event_id, str) and self.get(event_id) is not None
+
+    def __getitem__(self, event_id: str) -> str:
+        found = self.get(event_id)
+        if found is None:
+            raise KeyError(event_id)
+        return found
