@@ -95,7 +95,7 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
         stack.down()
 
 
-def core(engagements: int, entries: int, batch: int) -> None:
+def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> None:
     from streams.capture.envelope import RowChange
     from streams.state.mirror import SourceMirror
     from streams.state.engagement_stage import EngagementStage
@@ -144,6 +144,8 @@ def core(engagements: int, entries: int, batch: int) -> None:
     elapsed = time.perf_counter() - started
     print(f"core: {len(changes)} changes in batches of {batch} -> {written} ERP rows in {elapsed:.2f}s = "
           f"{len(changes) / elapsed:,.0f} changes/s (one core, no I/O)")
+    if not scaled:
+        return
     # scaled out: the router's share (mirror, touched, routing) and the deriving side's, apart
     router = Processor(SourceMirror(), routes=RouteBook())
     stage = EngagementStage()
@@ -172,10 +174,11 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=500)
     parser.add_argument("--batch", type=int, default=2000)
     parser.add_argument("--core-only", action="store_true")
+    parser.add_argument("--no-scaled-core", action="store_true", help="skip the scaled-out stages of the core run")
     parser.add_argument("--partitions", type=int, default=0, help="Q2C_ENGAGEMENT_PARTITIONS (0: one worker does all)")
     parser.add_argument("--workers", type=int, default=1, help="workers to run (scaled out: with --partitions)")
     args = parser.parse_args()
-    core(args.engagements, args.entries, args.batch)
+    core(args.engagements, args.entries, args.batch, scaled=not args.no_scaled_core)
     if not args.core_only:
         end_to_end(args.engagements, args.entries, args.partitions, args.workers)
 
