@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
 
-.PHONY: run test stop status install system python chaos bench clean
+.PHONY: run test stop status install system python chaos bench bench-history clean
 
 run: install
 	$(BIN)/q2c up
@@ -58,6 +58,10 @@ chaos: install
 
 bench: install
 	$(BIN)/python -m bench.throughput
+
+# A firm's history (COPY into the sources), caught up, then live approvals with a kill -9.
+bench-history: install
+	$(BIN)/python -m bench.history
 
 clean: stop
 	rm -rf .q2c

@@ -140,7 +140,7 @@ class Processor:
             return
         # an engagement this ledger derived before scaling out goes with what was written for it
         handed_over = self.ledger.rows_of(contract) if contract not in self.routes.sent else {}
-        parts, writes = self.routes.route(self.mirror, contract, whole=whole, ledger=handed_over)
+        parts, writes = self.routes.route(self.mirror, contract, whole=whole, ledger=handed_over, applied=applied)
         result.bundles.extend(parts)
         result.route_writes.update(writes)
         if parts:

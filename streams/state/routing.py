@@ -24,7 +24,7 @@ import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from streams.state.mirror import SourceMirror
+from streams.state.mirror import Applied, SourceMirror
 from streams.state.views import engagement_view
 
 ROWS_PER_PART = 200
@@ -65,15 +65,22 @@ class RouteBook:
         self.sent: dict[str, dict[str, int]] = {}
 
     def route(self, mirror: SourceMirror, contract: str, whole: bool = False,
-              ledger: dict[str, Any] | None = None) -> tuple[list[BundlePart], dict[str, int | None]]:
+              ledger: dict[str, Any] | None = None,
+              applied: list[Applied] | None = None) -> tuple[list[BundlePart], dict[str, int | None]]:
         """The bundle parts that bring ``contract``'s copy up to the mirror (none when it is),
         and the book entries to persist once they are sent. ``whole`` ships every row and makes
         the copy drop what it holds besides (the first shipment, a replay); ``ledger`` rows are
-        handed over with them."""
+        handed over with them. ``applied``: the changes that touched the engagement, when only
+        they (and the engagement-wide rows) can have changed what its copy must hold."""
+        before = self.sent.get(contract)
+        if not whole and before is not None and applied is not None:
+            found = self._changed_rows(mirror, contract, before, applied)
+            if found is not None:
+                rows, writes = found
+                return (self._parts(contract, rows, False, ledger), writes) if rows else ([], {})
         with mirror.recording() as refs:
             engagement_view(mirror, contract)
         now = {ref: mirror.positions[ref] for ref in refs}
-        before = self.sent.get(contract)
         if not now and before is None:
             return [], {}  # nothing of it yet (an invoice line naming an unknown engagement)
         whole = whole or before is None
@@ -87,12 +94,48 @@ class RouteBook:
             writes = {f"{contract}{SEP}{ref}": now.get(ref) for ref in rows}
         if not rows and not whole:
             return [], {}
+        return self._parts(contract, rows, whole, ledger), writes
+
+    @staticmethod
+    def _parts(contract: str, rows: dict[str, dict | None], whole: bool, ledger: dict[str, Any] | None) -> list[BundlePart]:
         items = [("rows", ref, doc) for ref, doc in rows.items()] + [("ledger", k, v) for k, v in (ledger or {}).items()]
         chunks = [items[i:i + ROWS_PER_PART] for i in range(0, len(items), ROWS_PER_PART)] or [[]]
-        parts = [BundlePart(contract, {ref: doc for kind, ref, doc in chunk if kind == "rows"}, reset=whole and i == 0,
-                            last=i == len(chunks) - 1, ledger={k: v for kind, k, v in chunk if kind == "ledger"})
-                 for i, chunk in enumerate(chunks)]
-        return parts, writes
+        return [BundlePart(contract, {ref: doc for kind, ref, doc in chunk if kind == "rows"}, reset=whole and i == 0,
+                           last=i == len(chunks) - 1, ledger={k: v for kind, k, v in chunk if kind == "ledger"})
+                for i, chunk in enumerate(chunks)]
+
+    @staticmethod
+    def _changed_rows(mirror: SourceMirror, contract: str, before: dict[str, int], applied: list[Applied]
+                      ) -> tuple[dict[str, dict | None], dict[str, int | None]] | None:
+        """The rows to ship when only ``applied`` and the engagement-wide rows can have changed
+        (the engagement-wide part of its view is recorded again; the rest is what the changes
+        name: the rows themselves, the people of time entries, expenses and assignments, the
+        headers of invoice lines). A row shipped that the view does not read (a time entry moved
+        to another project) is never read there. None when the engagement may read other rows
+        now (a quote or a project changed, or new to it): its whole view is recorded then, and
+        the rows that left it are shipped as gone."""
+        if any(change.table_id in ("crm.quote", "psa.project") for change in applied):
+            return None
+        with mirror.recording() as refs:
+            engagement_view(mirror, contract, rows=False)
+        if any(ref not in before and ref.startswith(("crm.quote:", "psa.project:")) for ref in refs):
+            return None
+        wanted = set(refs)
+        for change in applied:
+            wanted.add(change.ref)
+            for model in (change.before, change.after):
+                if change.table_id in ("psa.timesheet_entry", "psa.expense_line", "psa.assignment") and model is not None:
+                    wanted.add(f"psa.resource:{model.resource_id}")
+                elif change.table_id == "finance.ar_invoice_line" and model is not None:
+                    wanted.add(f"finance.ar_invoice_hdr:{model.inv_no}")
+        rows: dict[str, dict | None] = {}
+        for ref in sorted(wanted):
+            if ref in mirror.rows:
+                if before.get(ref) != mirror.positions[ref]:
+                    rows[ref] = mirror.persisted(ref)
+            elif ref in before:
+                rows[ref] = None  # deleted at the source
+        return rows, {f"{contract}{SEP}{ref}": (mirror.positions[ref] if doc is not None else None) for ref, doc in rows.items()}
 
     def apply(self, writes: dict[str, int | None]) -> None:
         """Record entries of parts that were sent."""
@@ -122,8 +165,9 @@ class EngagementCopies:
             self.mirrors[contract] = SourceMirror()
         return self.mirrors[contract]
 
-    def apply(self, part: BundlePart, offset: int) -> dict[str, dict]:
-        """Apply one part delivered at ``offset``; the table entries to persist."""
+    def apply(self, part: BundlePart, offset: int) -> tuple[dict[str, dict], list[Applied]]:
+        """Apply one part delivered at ``offset``: the table entries to persist, and the rows it
+        changed (what an incremental derivation needs to know)."""
         writes: dict[str, dict] = {}
         at = self.at.setdefault(part.contract, {})
         if part.reset:
@@ -131,9 +175,16 @@ class EngagementCopies:
                 writes[f"{part.contract}{SEP}{ref}"] = {"row": None, "at": offset}
         writes.update({f"{part.contract}{SEP}{ref}": {**(doc or {"row": None}), "at": offset}
                        for ref, doc in part.rows.items() if at.get(ref, -1) < offset})
+        mirror = self.mirror(part.contract)
+        applied = []
         for key, doc in writes.items():
+            ref = key.partition(SEP)[2]
+            before = mirror.rows.get(ref)
             self.load(key, doc)
-        return writes
+            after = mirror.rows.get(ref)
+            if before is not None or after is not None:
+                applied.append(Applied(ref, ref.partition(":")[0], before, after, mirror.positions.get(ref, 0)))
+        return writes, applied
 
     def load(self, key: str, doc: dict) -> None:
         """Restore one entry from the table (or record one just applied)."""

@@ -14,6 +14,7 @@ from streams.state.engagement_book import Books, RunningTotal
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from tests.rules.builders import T0
+from tests.state.test_routing import TwoStages
 
 START = datetime(2026, 1, 1, tzinfo=timezone.utc)
 
@@ -238,3 +239,25 @@ def test_a_running_total_recomputes_from_the_change_and_stops_where_it_is_back()
     assert [total.holds[f"E{i}"] for i in range(1, 6)] == [None, None, None, "over_budget", "over_budget"]
     assert total.change([cand(2, "100")], []) == {"E4"}  # room again: the next one takes it
     assert [total.holds[f"E{i}"] for i in (1, 3, 4, 5)] == [None, None, None, "over_budget"]
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(op, min_size=8, max_size=30), st.lists(st.integers(1, 6), min_size=31, max_size=31))
+def test_scaled_out_the_router_and_the_deriving_side_write_what_one_worker_writes(ops, batch_sizes):
+    """The router ships only the rows a batch changed (and the engagement-wide ones), the deriving
+    side derives from its book: the same ledger as one worker deriving in full."""
+    feed = Feed()
+    stages, one = TwoStages(), Processor(SourceMirror(), books=Books(size=0), today=lambda: date(2026, 6, 1))
+    base = [feed.change(t, k, r) for t, k, r in BASE]
+    stages.process(base)
+    one.commit(one.process(base))
+    pending: list[RowChange] = []
+    sizes = iter(batch_sizes)
+    size = next(sizes)
+    for i, o in enumerate(ops):
+        pending += changes_of(o, feed, one)
+        if len(pending) >= size or i == len(ops) - 1:
+            stages.process(pending)
+            one.commit(one.process(pending))
+            assert stages.snapshot() == one.ledger.snapshot(), ops[:i + 1]
+            pending, size = [], next(sizes)
