@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     schema_registry_ca_file: str | None = None
     schema_registry_auto_register: bool = True
     topic_partitions: int = 1
+    # Where the worker's tables live: on local disk (RocksDB, kept across restarts: a restarted
+    # worker reads only its changelogs' tail), or "memory" (rebuilt from the changelogs on start).
+    table_store: str = "rocksdb"
     # Scaling out (docs/design.md, "Scaling"): 0 derives every engagement on the worker reading the
     # source topics; N > 0 routes each engagement to one of N partitions of the topic
     # q2c.changes.by-engagement, which every worker started with the same app_id shares.

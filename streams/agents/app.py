@@ -17,16 +17,18 @@ import logging
 import time
 
 from streams.agents import metrics
-from streams.agents.engagement_pipeline import EngagementPipeline
+from streams.agents.engagement_pipeline import EngagementPipeline, contract_of_key
 from streams.agents.fetch_watch import FetchWatch, watch
 from streams.agents.kafka_transport import App
 from streams.agents.pipeline import CapturePipeline
+from streams.agents.table_store import table_options
 from streams.agents.topics import (
     BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
     canonical_topics, source_topics,
 )
 from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import faust_credentials, load
+from streams.state.routing import engagement_partition
 
 settings = load()
 scaled_out = settings.engagement_partitions > 0
@@ -35,7 +37,7 @@ app = App(  # faust.App with the seek fix of kafka_transport.py
     settings.app_id,
     broker=f"kafka://{settings.bootstrap}",
     broker_credentials=faust_credentials(settings),
-    store="memory://",
+    store="keyed-rocksdb://" if settings.table_store == "rocksdb" else "memory://",
     topic_partitions=settings.topic_partitions,
     topic_replication_factor=1,
     processing_guarantee="at_least_once",
@@ -53,9 +55,10 @@ app = App(  # faust.App with the seek fix of kafka_transport.py
 changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
 mirror_table, ledger_table, open_transactions_table = (
-    app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True)
+    app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True, options=table_options())
     for name in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
-routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partitions, use_partitioner=True)
+routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partitions, use_partitioner=True,
+                          options=table_options())
                 if scaled_out else None)
 
 pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table, routes_table)
@@ -86,7 +89,8 @@ if scaled_out:
     by_engagement = app.topic(BY_ENGAGEMENT, key_type=bytes, value_type=bytes, key_serializer="raw",
                               value_serializer="raw", partitions=settings.engagement_partitions)
     engagement_rows_table, engagement_ledger_table = (
-        app.Table(name, default=None, partitions=settings.engagement_partitions)
+        app.Table(name, default=None, partitions=settings.engagement_partitions,
+                  options=table_options(lambda key: engagement_partition(contract_of_key(key), settings.engagement_partitions)))
         for name in (ENGAGEMENT_ROWS, ENGAGEMENT_LEDGER))
     engagements = EngagementPipeline(settings, engagement_rows_table, engagement_ledger_table,
                                      lambda: owned_partitions(BY_ENGAGEMENT))

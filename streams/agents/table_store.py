@@ -1,0 +1,80 @@
+"""Faust's RocksDB table store, keeping each key in the local database of the partition its
+changelog record goes to.
+
+This module is where the sync reaches into faust-streaming's store internals, and why: its
+RocksDB store (``faust/stores/rocksdb.py``) picks the local database of a write from the
+*current event's* partition (``_set``: ``assert event is not None``), and reads of a table that
+Faust does not partition by key from the current event's partition too. The sync writes its
+tables from batches: with no current event (a timer's batch) the write fails, and with one it
+would be the partition of whichever event the batch ended on. Every partition's local database
+must hold exactly the keys of its changelog partition, or recovery, rebalancing and a restart
+from local state would be wrong. (Kafka Streams never meets this: a store belongs to a task, and
+a task to one partition.) Here the key decides, as it does for the changelog record:
+
+- tables Faust partitions by key (``use_partitioner``): the producer's default partitioner
+  (murmur2 of the key bytes, Kafka's own), over the table's partitions;
+- tables the sync partitions itself (the scaled-out engagement tables, written with an explicit
+  partition): the ``partition_of`` function given in the table's options.
+
+Overridden: ``_set``, ``_get``, ``_del``, ``_contains``. Everything else (recovery from the
+changelog by message partition, persisted offsets, iteration over the active partitions) is
+Faust's. Registered as ``keyed-rocksdb://`` through the ``faust.stores`` entry point
+(pyproject.toml), Faust's documented way to add a store.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+from aiokafka.partitioner import DefaultPartitioner
+from faust.stores import rocksdb
+
+# Bounded memory: these are per local database (a table's partition); Faust's defaults (a 2 GB
+# block cache, 64 MB write buffers) are sized for a few large tables on a big host.
+OPTIONS = {
+    "block_cache_size": 32 * 1024 * 1024,
+    "block_cache_compressed_size": 8 * 1024 * 1024,
+    "write_buffer_size": 16 * 1024 * 1024,
+    "max_write_buffer_number": 2,
+    "target_file_size_base": 32 * 1024 * 1024,
+    "driver": "rocksdict",
+}
+
+PARTITION_OF = "partition_of"
+
+
+def table_options(partition_of: Callable[[Any], int] | None = None) -> dict[str, Any]:
+    """The options of a table kept in this store (``partition_of``: the partition of a table key,
+    as the app writes it, for tables written with an explicit partition)."""
+    options: dict[str, Any] = dict(OPTIONS)
+    if partition_of is not None:
+        options[PARTITION_OF] = partition_of
+    return options
+
+
+class Store(rocksdb.Store):
+    def __init__(self, url: Any, app: Any, table: Any, *, options: Optional[dict] = None, **kwargs: Any) -> None:
+        options = dict(options or OPTIONS)
+        self._partition_of: Callable[[Any], int] | None = options.pop(PARTITION_OF, None)
+        self._partitioner = DefaultPartitioner()
+        super().__init__(url, app, table, options=options, **kwargs)
+
+    def _partition(self, key: bytes) -> int:
+        if self._partition_of is not None:
+            return self._partition_of(self._decode_key(key))
+        partitions = list(range(self.table.partitions or self.app.conf.topic_partitions))
+        return self._partitioner(key, partitions, partitions)
+
+    def _set(self, key: bytes, value: Optional[bytes]) -> None:
+        partition = self._partition(key)
+        self._db_for_partition(partition).put(key, value)
+        self._key_index[key] = partition
+
+    def _get(self, key: bytes) -> Optional[bytes]:
+        return self._db_for_partition(self._partition(key)).get(key)
+
+    def _del(self, key: bytes) -> None:
+        self._db_for_partition(self._partition(key)).delete(key)
+        self._key_index.pop(key, None)
+
+    def _contains(self, key: bytes) -> bool:
+        return self._get(key) is not None

@@ -1,0 +1,81 @@
+"""The worker's table store: each key in the local RocksDB database of the partition its changelog
+record goes to, written from a batch (no current event), and still there after a restart."""
+import asyncio
+import uuid
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from streams.agents.table_store import Store, table_options
+
+KEYS = [f"eng:Q-{n}|event|TE:Q-{n}:{n}:abc" for n in range(40)]
+
+
+def _table(datadir, name="t", partitions=4, partition_of=None):
+    app = faust.App(f"q2c-test-store-{uuid.uuid4().hex[:6]}", datadir=str(datadir), store="keyed-rocksdb://")
+    if partition_of is None:
+        table = app.Table(name, default=None, partitions=partitions, use_partitioner=True, options=table_options())
+    else:
+        table = app.Table(name, default=None, partitions=partitions, options=table_options(partition_of))
+    return table
+
+
+def _partition_dbs(store: Store) -> dict[int, set[str]]:
+    return {p: {store._decode_key(k) for k in store._visible_keys(db)} for p, db in store._dbs.items()}
+
+
+def test_the_worker_keeps_its_tables_in_this_store():
+    from streams.agents.app import ledger_table, mirror_table
+
+    assert isinstance(mirror_table.data, Store) and isinstance(ledger_table.data, Store)
+
+
+def test_a_key_written_from_a_batch_lands_in_its_partitions_database_and_survives_a_restart(tmp_path):
+    table = _table(tmp_path)
+    store = table.data
+    for key in KEYS:  # no current event: Faust's own store asserts here
+        store[key] = {"k": key}
+    held = _partition_dbs(store)
+    assert sum(len(keys) for keys in held.values()) == len(KEYS) and len(held) > 1
+    for partition, keys in held.items():
+        assert all(store._partition(store._encode_key(k)) == partition for k in keys)
+    assert store[KEYS[3]] == {"k": KEYS[3]} and KEYS[3] in store
+    del store[KEYS[3]]
+    assert KEYS[3] not in store
+    store._dbs.clear()  # the process ends (Faust's stop keeps no handle either)
+    again = _table(tmp_path).data
+    for key in KEYS[4:]:
+        assert again[key] == {"k": key}
+    assert KEYS[3] not in again
+
+
+def test_a_table_partitioned_by_the_sync_keeps_each_key_where_the_sync_sends_its_record(tmp_path):
+    store = _table(tmp_path, "e", 3, partition_of=lambda key: int(key.split("-")[1].split("|")[0]) % 3).data
+    for key in KEYS:
+        store[key] = 1
+    for partition, keys in _partition_dbs(store).items():
+        assert {int(k.split("-")[1].split("|")[0]) % 3 for k in keys} == {partition}
+
+
+async def _partitions_kafka_chose(bootstrap: str, topic: str, keys: list[bytes]) -> list[int]:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)  # Faust's producer: aiokafka's default partitioner
+    await producer.start()
+    try:
+        return [(await producer.send_and_wait(topic, b"v", key=key)).partition for key in keys]
+    finally:
+        await producer.stop()
+
+
+@pytest.mark.stack
+def test_the_store_picks_the_partition_the_changelog_record_goes_to(stack, tmp_path):
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = f"q2c-test-store-{uuid.uuid4().hex[:8]}"
+    admin = AdminClient(stack.s.kafka_client_config())
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    store = _table(tmp_path).data
+    encoded = [store._encode_key(k) for k in KEYS]
+    chosen = asyncio.run(_partitions_kafka_chose(stack.s.bootstrap, topic, encoded))
+    assert [store._partition(k) for k in encoded] == chosen
+    assert len(set(chosen)) > 1
