@@ -21,8 +21,9 @@ from streams.canonical.models import Canonical
 from streams.capture.envelope import RowChange
 from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
 from streams.rules.engagement import (
-    EngagementOutputs, EngagementView, ProjectProvision, assemble, assignments_by_resource, billing_event, derive,
-    derive_head, derive_rows, expense_candidate, project_cost, reversed_cost, settle, time_candidate,
+    Candidate, EngagementOutputs, EngagementView, ProjectProvision, Terms, assemble, assignments_by_resource,
+    billing_event, derive, derive_head, derive_rows, expense_candidate, project_cost, reversed_cost, settle,
+    time_candidate,
 )
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
@@ -197,14 +198,37 @@ class Processor:
         head = derive_head(view, invoiced)
         if head is None or head.terms != book.head.terms:
             return None
-        terms, pid = head.terms, (view.project.id if view.project is not None else None)
+        pid = view.project.id if view.project is not None else None
         entries, expenses, named = _rows_changed(self.mirror, applied, book)
+        linked_rows = _rows_to_link(view)
+        touched = set(named) | set(head.schedule_events) | set(book.head.schedule_events)
+        costs = self._entries(book, head.terms, pid, entries, previous, touched, linked_rows)
+        touched |= self._expenses(book, head.terms, pid, expenses, touched, linked_rows)
+        events: dict[str, Any] = {}
+        for event_id in sorted(touched):
+            desired = head.schedule_events.get(event_id)
+            candidate = book.candidate(event_id) if desired is None else None
+            if candidate is not None:
+                desired = billing_event(head.terms, candidate, book.hold(event_id))
+            for key, event in settle(event_id, desired, previous.events.get(event_id), invoiced).items():
+                if previous.events.get(key) != event:
+                    events[key] = event
+        schedule: dict[str, Any] = {k: i for k, i in head.outputs.schedule.items() if previous.schedule.get(k) != i}
+        schedule.update({k: None for k in previous.schedule.keys() - head.outputs.schedule.keys()})
+        book.head = head
+        outputs = EngagementOutputs(contract=head.outputs.contract, provision=head.outputs.provision)
+        return outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
+
+    def _entries(self, book: EngagementBook, terms: Terms, pid: int | None, entry_ids: set[int], previous: EngagementOutputs,
+                 touched: set[str], linked_rows: list) -> dict[str, Any]:
+        """Derive the time entries ``entry_ids`` again into the book: their candidates (the event
+        ids touched, and those whose budget hold changed, are added to ``touched``) and their
+        costs (returned: the rows that differ from ``previous``)."""
         assignments = assignments_by_resource(self.mirror.find("psa.assignment", "by_project", pid)) if pid is not None else {}
-        events_touched: set[str] = set(named) | set(head.schedule_events) | set(book.head.schedule_events)
         costs: dict[str, Any] = {}
-        linked_rows: list[tuple[str, Canonical]] = _rows_to_link(view)
-        removed, added = [], []
-        for entry_id in entries:
+        removed: list[Candidate] = []
+        added: list[Candidate] = []
+        for entry_id in entry_ids:
             entry = self.mirror.get("psa.timesheet_entry", entry_id)
             if entry is not None and entry.project_id != pid:
                 entry = None  # moved to another project: it left this engagement
@@ -213,14 +237,7 @@ class Processor:
             resource = self.mirror.get("psa.resource", entry.resource_id) if entry is not None else None
             new = (time_candidate(terms, entry, assignments.get(entry.resource_id, ()), resource)
                    if entry is not None and terms.bills_time else None)
-            old = book.time.get(entry_id)
-            if new != old:
-                removed += [old] if old else []
-                added += [new] if new else []
-                events_touched.update(c.event_id for c in (old, new) if c)
-                book.time.pop(entry_id, None)
-                if new:
-                    book.time[entry_id] = new
+            touched |= _swap(book.time, entry_id, new, removed, added)
             cost = project_cost(terms, entry, resource) if entry is not None else None
             old_cost_id = book.cost_of.pop(entry_id, None)
             if cost is not None:
@@ -232,38 +249,24 @@ class Processor:
                 if reversed_cost(before) != before:
                     costs[old_cost_id] = reversed_cost(before)
             book.place(entry_id, entry.resource_id if entry is not None and entry.status == "approved" else None)
-        flipped = book.budget.change(removed, added)
-        removed, added = [], []
-        for expense_id in expenses:
+        touched |= book.budget.change(removed, added)
+        return costs
+
+    def _expenses(self, book: EngagementBook, terms: Terms, pid: int | None, expense_ids: set[int],
+                  touched: set[str], linked_rows: list) -> set[str]:
+        """Derive the expense lines ``expense_ids`` again into the book; the event ids touched."""
+        removed: list[Candidate] = []
+        added: list[Candidate] = []
+        found: set[str] = set()
+        for expense_id in expense_ids:
             expense = self.mirror.get("psa.expense_line", expense_id)
             if expense is not None and expense.project_id != pid:
                 expense = None
             if expense is not None:
                 linked_rows.append((f"psa.expense_line:{expense_id}", expense))
             new = expense_candidate(terms, expense) if expense is not None and pid is not None else None
-            old = book.expenses.get(expense_id)
-            if new != old:
-                removed += [old] if old else []
-                added += [new] if new else []
-                events_touched.update(c.event_id for c in (old, new) if c)
-                book.expenses.pop(expense_id, None)
-                if new:
-                    book.expenses[expense_id] = new
-        flipped |= book.cap.change(removed, added)
-        events: dict[str, Any] = {}
-        for event_id in sorted(events_touched | flipped):
-            desired = head.schedule_events.get(event_id)
-            candidate = book.candidate(event_id) if desired is None else None
-            if candidate is not None:
-                desired = billing_event(terms, candidate, book.hold(event_id))
-            for key, event in settle(event_id, desired, previous.events.get(event_id), invoiced).items():
-                if previous.events.get(key) != event:
-                    events[key] = event
-        schedule: dict[str, Any] = {k: i for k, i in head.outputs.schedule.items() if previous.schedule.get(k) != i}
-        schedule.update({k: None for k in previous.schedule.keys() - head.outputs.schedule.keys()})
-        book.head = head
-        outputs = EngagementOutputs(contract=head.outputs.contract, provision=head.outputs.provision)
-        return outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
+            found |= _swap(book.expenses, expense_id, new, removed, added)
+        return found | book.cap.change(removed, added)
 
     def _link(self, contract: str, rows: list[tuple[str, Canonical]], linked_before: set[str], result: BatchResult) -> list[str]:
         """Source rows of the engagement that were published before it could be resolved (a time
@@ -341,3 +344,19 @@ def _rows_changed(mirror: SourceMirror, applied: list[Applied], book: Engagement
     named.discard("")
     named |= {event_id[:-len(":REV")] for event_id in named if event_id.endswith(":REV")}  # a reversal is settled with its event
     return entries, expenses, named
+
+
+def _swap(rows: dict[int, Candidate], row_id: int, new: Candidate | None,
+          removed: list[Candidate], added: list[Candidate]) -> set[str]:
+    """Put a row's new candidate (None: it has none now) in place of its old one, noting both
+    for the running total; the event ids this touches."""
+    old = rows.get(row_id)
+    if new == old:
+        return set()
+    rows.pop(row_id, None)
+    if new is not None:
+        rows[row_id] = new
+        added.append(new)
+    if old is not None:
+        removed.append(old)
+    return {c.event_id for c in (old, new) if c is not None}

@@ -165,6 +165,18 @@ def outcome(result, processor):
     return erp, canonical, processor.ledger.snapshot(), {k: set(v) for k, v in processor.ledger.linked.items() if v}
 
 
+def batches(ops, batch_sizes, feed: Feed, reference: Processor):
+    """The changes of ``ops`` in batches of at least the sizes given; with the ops so far."""
+    pending: list[RowChange] = []
+    sizes = iter(batch_sizes)
+    size = next(sizes)
+    for i, o in enumerate(ops):
+        pending += changes_of(o, feed, reference)
+        if len(pending) >= size or i == len(ops) - 1:
+            yield pending, ops[:i + 1]
+            pending, size = [], next(sizes)
+
+
 def run_both(ops, batch_sizes):
     """Feed ``ops`` to an incremental and a full processor in the same batches; compare after each."""
     feed = Feed()
@@ -172,17 +184,11 @@ def run_both(ops, batch_sizes):
     base = [feed.change(t, k, r) for t, k, r in BASE]
     for processor in (incremental, full):
         processor.commit(processor.process(base))
-    pending: list[RowChange] = []
-    sizes = iter(batch_sizes)
-    size = next(sizes)
-    for i, o in enumerate(ops):
-        pending += changes_of(o, feed, full)
-        if len(pending) >= size or i == len(ops) - 1:
-            results = [p.process(pending) for p in (incremental, full)]
-            for p, r in zip((incremental, full), results):
-                p.commit(r)
-            assert outcome(results[0], incremental) == outcome(results[1], full), ops[:i + 1]
-            pending, size = [], next(sizes)
+    for batch, so_far in batches(ops, batch_sizes, feed, full):
+        results = [p.process(batch) for p in (incremental, full)]
+        for p, r in zip((incremental, full), results):
+            p.commit(r)
+        assert outcome(results[0], incremental) == outcome(results[1], full), so_far
 
 
 @settings(max_examples=300, deadline=None)
@@ -251,13 +257,7 @@ def test_scaled_out_the_router_and_the_deriving_side_write_what_one_worker_write
     base = [feed.change(t, k, r) for t, k, r in BASE]
     stages.process(base)
     one.commit(one.process(base))
-    pending: list[RowChange] = []
-    sizes = iter(batch_sizes)
-    size = next(sizes)
-    for i, o in enumerate(ops):
-        pending += changes_of(o, feed, one)
-        if len(pending) >= size or i == len(ops) - 1:
-            stages.process(pending)
-            one.commit(one.process(pending))
-            assert stages.snapshot() == one.ledger.snapshot(), ops[:i + 1]
-            pending, size = [], next(sizes)
+    for batch, so_far in batches(ops, batch_sizes, feed, one):
+        stages.process(batch)
+        one.commit(one.process(batch))
+        assert stages.snapshot() == one.ledger.snapshot(), so_far
