@@ -64,6 +64,8 @@ class Settings(BaseSettings):
     # how long a source transaction is held waiting for all its changes before it is applied as it is
     transaction_wait_s: float = 120.0
     batch_within_s: float = 0.2
+    # how long the group waits for a worker that stopped answering before its partitions go to another
+    session_timeout_s: float = 20.0
 
     @cached_property
     def home_dir(self) -> Path:

@@ -14,6 +14,7 @@ partitions it owns from copies of their rows (``q2c-engagement-rows``) against t
 from __future__ import annotations
 
 import logging
+import socket
 import time
 
 from streams.agents import metrics
@@ -47,6 +48,11 @@ app = App(  # faust.App with the seek fix of kafka_transport.py
     datadir=str(settings.home_dir / "faust" / f"{settings.app_id}-{settings.worker_web_port}"),  # one per worker
     broker_max_poll_records=settings.batch_size,
     consumer_auto_offset_reset="earliest",
+    # Static membership (KIP-345): a worker restarted after a crash rejoins under the same id at
+    # once and gets its partitions back without waiting for its old session to expire; the
+    # session is short so that another worker takes over a dead one's partitions soon.
+    consumer_group_instance_id=f"{settings.app_id}-{socket.gethostname()}-{settings.worker_web_port}",
+    broker_session_timeout=settings.session_timeout_s,
     stream_wait_empty=False,
     # room for a few fetches while a batch is processed before Faust pauses a partition
     stream_buffer_maxsize=max(4096, 4 * settings.batch_size),
