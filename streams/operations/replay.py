@@ -18,6 +18,7 @@ from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartiti
 from confluent_kafka.admin import AdminClient
 
 from streams.agents.topics import MIRROR, OPEN_TRANSACTIONS, ROUTES, changelog, source_topics
+from streams.operations.kafka_io import committed_offsets
 from streams.stack.manager import Stack
 
 
@@ -28,15 +29,23 @@ def replay_everything(stack: Stack, say=print) -> None:
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
     metadata = admin.list_topics(timeout=10).topics
     rewind = [TopicPartition(t, p, 0) for t in source_topics() if t in metadata for p in metadata[t].partitions]
-    for attempt in range(90):  # the group's offsets can be changed once its members have left
+    # The group's offsets can be changed once its members are gone: a stopped worker is a static
+    # member until its session expires (Q2C_SESSION_TIMEOUT_S). A refusal may come per partition,
+    # so the offsets are read back: the replay goes on only once every one of them is at 0.
+    deadline = time.monotonic() + settings.session_timeout_s + 90
+    while True:
         try:
             for future in admin.alter_consumer_group_offsets([ConsumerGroupTopicPartitions(settings.app_id, rewind)]).values():
                 future.result()
-            break
+            at = committed_offsets(settings, [(tp.topic, tp.partition) for tp in rewind])
+            if all(offset == 0 for offset in at.values()):
+                break
         except Exception:  # noqa: BLE001
-            if attempt == 89:
+            if time.monotonic() > deadline:
                 raise
-            time.sleep(1)
+        if time.monotonic() > deadline:
+            raise RuntimeError("the workers' consumer group did not let its offsets be rewound (is a worker still running?)")
+        time.sleep(1)
     ends = []
     reader = Consumer({**settings.kafka_client_config(), "group.id": f"{settings.app_id}-replay", "log_level": 0})
     try:
