@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
 
-.PHONY: run test stop status install system python chaos bench bench-history clean
+.PHONY: run test stop status install system python chaos bench bench-history bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -56,12 +56,15 @@ $(BIN)/q2c: pyproject.toml
 chaos: install
 	Q2C_FAULT_ENGAGEMENTS=40 Q2C_FAULT_ENTRIES=500 Q2C_FAULT_ERP_DOWN_S=60 $(BIN)/pytest -ra -s tests/faults
 
-bench: install
+bench: install bench-tools
 	$(BIN)/python -m bench.throughput
 
 # A firm's history (COPY into the sources), caught up, then live approvals with a kill -9.
-bench-history: install
+bench-history: install bench-tools
 	$(BIN)/python -m bench.history
+
+bench-tools:
+	$(BIN)/pip install -q -e ".[test,bench]"
 
 clean: stop
 	rm -rf .q2c
