@@ -522,4 +522,4 @@ def settle(event_id: str, desired: BillingEvent | None, before: BillingEvent | N
     })
     if rev_id in invoiced:
         rev = rev.model_copy(update={"status": "billed"})
-    return {event_id: before.model_copy(update={"status": "billed", "invoice_number": invoiced[event_id]}), rev_id: rev}
+    return {event_id: before.model_copy(update={"status": "billed", "hold_reason": None, "invoice_number": invoiced[event_id]}), rev_id: rev}

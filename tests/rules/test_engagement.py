@@ -258,3 +258,13 @@ def test_retainer_months_become_billable_as_their_periods_open():
     assert {k: i.status for k, i in out.schedule.items()} == {"RT:1:202612": "eligible", "RT:1:202701": "eligible", "RT:1:202702": "planned"}
     assert sorted(out.events) == ["RT:Q-1:1:202612", "RT:Q-1:1:202701"]
     assert out.contract.contract_value == D("6000.00")
+
+
+def test_a_held_event_finance_invoiced_is_billed_without_its_hold():
+    held = derive(tm_view([time_entry(1)], tax_rates=[]))
+    (eid,) = held.events
+    assert held.events[eid].hold_reason == "no_tax_rate"
+    invoiced = [(invoice_line("INV1", 1, eid, "TE"), invoice("INV1"))]
+    gone = derive(tm_view([time_entry(1, status="submitted")], tax_rates=[], invoice_lines=invoiced), held)
+    assert (gone.events[eid].status, gone.events[eid].hold_reason, gone.events[eid].invoice_number) == ("billed", None, "INV1")
+    assert gone.events[f"{eid}:REV"].status == "ready"
