@@ -8,6 +8,7 @@ no I/O, on one core."""
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import subprocess
 import tempfile
@@ -16,6 +17,9 @@ from datetime import date, datetime, timezone
 from pathlib import Path
 
 from tests.conftest import TEST_PORTS
+
+RESULTS = Path(__file__).with_name("results.json")
+results: dict = {}  # what this run measured, written to bench/results.json
 
 
 def cpu_s(pidfile: Path) -> float:
@@ -85,8 +89,12 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
               f"in {elapsed:.1f}s = {n / elapsed:,.0f} source changes/s (writing them took {written:.1f}s, Debezium had "
               f"them all on Kafka after {captured:.1f}s); "
               f"lost {counts['lost']}, duplicated {counts['duplicated']}")
+        results["end_to_end"] = {"changes": n, "seconds": round(elapsed, 1), "changes_per_s": round(n / elapsed),
+                                 "lost": counts["lost"], "duplicated": counts["duplicated"], "parts": {}}
         for part in (stack.kafka, stack.connect, stack.worker, *extra, stack.prometheus):
-            print(f"  RSS {part.name:<10} {rss_mb(part.pidfile):7.0f} MB, CPU {cpu_s(part.pidfile) - cpu_before[part.name]:5.0f} s during the run")
+            rss, cpu = rss_mb(part.pidfile), cpu_s(part.pidfile) - cpu_before[part.name]
+            results["end_to_end"]["parts"][part.name] = {"rss_mb": round(rss), "cpu_s": round(cpu)}
+            print(f"  RSS {part.name:<10} {rss:7.0f} MB, CPU {cpu:5.0f} s during the run")
         pg = subprocess.run(["ps", "-C", "postgres", "-o", "rss="], capture_output=True, text=True).stdout
         print(f"  RSS {'postgres':<10} {sum(int(x) for x in pg.split()) / 1024:7.0f} MB (all backends)")
     finally:
@@ -142,6 +150,7 @@ def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> Non
         written += len(result.erp)
         processor.commit(result)
     elapsed = time.perf_counter() - started
+    results["core"] = {"changes": len(changes), "batch": batch, "changes_per_s": round(len(changes) / elapsed)}
     print(f"core: {len(changes)} changes in batches of {batch} -> {written} ERP rows in {elapsed:.2f}s = "
           f"{len(changes) / elapsed:,.0f} changes/s (one core, no I/O)")
     if not scaled:
@@ -164,6 +173,8 @@ def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> Non
         derived += len(result.erp)
         stage.commit(result)
     deriving = time.perf_counter() - t
+    results["core_scaled_out"] = {"router_changes_per_s": round(len(changes) / routed),
+                                  "deriving_changes_per_s": round(len(changes) / deriving)}
     print(f"core scaled out: router {len(changes) / routed:,.0f} changes/s ({offset} bundle parts); "
           f"deriving side {len(changes) / deriving:,.0f} changes/s -> {derived} ERP rows (one core each, no I/O)")
 
@@ -178,9 +189,15 @@ def main() -> None:
     parser.add_argument("--partitions", type=int, default=0, help="Q2C_ENGAGEMENT_PARTITIONS (0: one worker does all)")
     parser.add_argument("--workers", type=int, default=1, help="workers to run (scaled out: with --partitions)")
     args = parser.parse_args()
+    results["run"] = {"engagements": args.engagements, "entries": args.entries, "batch": args.batch,
+                      "partitions": args.partitions, "workers": args.workers,
+                      "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+                      "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
     core(args.engagements, args.entries, args.batch, scaled=not args.no_scaled_core)
     if not args.core_only:
         end_to_end(args.engagements, args.entries, args.partitions, args.workers)
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(f"written to {RESULTS}")
 
 
 if __name__ == "__main__":
