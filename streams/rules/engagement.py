@@ -142,14 +142,15 @@ class Terms:
         return rate_on(self.tax_rates, tax_code, self.country, on)
 
 
-def terms_of(view: EngagementView, revisions: list[Revision]) -> Terms:
+def terms_of(view: EngagementView, revisions: list[Revision], cancelled: datetime | None) -> Terms:
+    """``cancelled``: when the contract was cancelled, if it is now (``contract_life.in_force``)."""
     current_quote, _ = revisions[-1]
     return Terms(
         contract_no=view.contract_number, trace=ids.trace_id(view.contract_number), revisions=revisions,
         currency=current_quote.currency, country=view.client.billing_country, tax_rates=list(view.tax_rates),
         budget=not_to_exceed(revisions[-1]), cap=expense_cap(revisions[-1]),
         term=(current_quote.start_date, current_quote.end_date),
-        cancelled=contract_life.in_force(revisions),
+        cancelled=cancelled,
         bills_time=current_quote.commercial_model == "time_and_materials" and view.project is not None,
         project_code=view.project.project_code if view.project is not None else None,
     )
@@ -197,7 +198,8 @@ def derive_head(view: EngagementView, invoiced: Mapping[str, str] | None = None)
     if not revisions or view.client is None:
         return None
     contract_no = view.contract_number
-    terms = terms_of(view, revisions)
+    cancellations = contract_life.cancellations(revisions)
+    terms = terms_of(view, revisions, cancellations[-1])
     trace = terms.trace
     out = EngagementOutputs()
     current_quote, current_lines = revisions[-1]
@@ -208,7 +210,7 @@ def derive_head(view: EngagementView, invoiced: Mapping[str, str] | None = None)
         trigger = _trigger(view, key)
         return (trigger is not None and trigger <= (when or MIN_TIME)) or _event_id(contract_no, key) in invoiced
 
-    entries = reshape(revisions, locked_at, contract_life.cancellations(revisions))
+    entries = reshape(revisions, locked_at, cancellations)
     currency = current_quote.currency
     for key, entry in entries.items():
         out.schedule[key] = _schedule_item(view, contract_no, trace, currency, key, entry, revisions[0][0].approved_at, invoiced)
