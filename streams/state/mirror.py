@@ -44,7 +44,7 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "psa.expense_line": [("by_project", lambda e: e.project_id)],
     "finance.ar_customer": [("by_account_norm", lambda c: _norm(c.crm_account_no))],
     "finance.ar_invoice_hdr": [("by_customer", lambda i: i.cust_no), ("by_contract_ref", lambda i: _norm(i.contract_ref))],
-    "finance.ar_invoice_line": [("by_invoice", lambda l: l.inv_no), ("by_src_ref", lambda l: l.src_ref),
+    "finance.ar_invoice_line": [("by_invoice", lambda l: l.inv_no),
                                 ("by_event", lambda l: l.src_ref.strip() if l.src_ref and l.src_ref.strip() else None),
                                 ("by_src_contract", lambda l: contract_of_event_ref(l.src_ref))],
     "finance.ar_receipt": [("by_invoice", lambda r: r.inv_no)],
