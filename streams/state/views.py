@@ -71,14 +71,18 @@ class InvoicedEvents:
 
     def __init__(self, mirror: SourceMirror):
         self.mirror = mirror
+        self._found: dict[str, str | None] = {}  # one derivation asks ``in`` and then ``[]``
 
     def get(self, event_id: str, default: str | None = None) -> str | None:
-        lines = []
-        for line in self.mirror.find("finance.ar_invoice_line", "by_event", event_id):
-            invoice = self.mirror.get("finance.ar_invoice_hdr", line.inv_no)
-            if invoice is not None:
-                lines.append((line, invoice))
-        return invoice_billing(lines).get(event_id, default)
+        if event_id not in self._found:
+            lines = []
+            for line in self.mirror.find("finance.ar_invoice_line", "by_event", event_id):
+                invoice = self.mirror.get("finance.ar_invoice_hdr", line.inv_no)
+                if invoice is not None:
+                    lines.append((line, invoice))
+            self._found[event_id] = invoice_billing(lines).get(event_id)
+        found = self._found[event_id]
+        return default if found is None else found
 
     def __contains__(self, event_id: object) -> bool:
         return isinstance(event_id, str) and self.get(event_id) is not None
