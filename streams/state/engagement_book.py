@@ -30,13 +30,13 @@ class RunningTotal:
     """Candidates in running-total order, each with its final hold and the total of the ready
     events before it (``rules.engagement.running_holds``, kept up to date one change at a time)."""
 
-    def __init__(self, limit: Decimal | None, reason: str, candidates: Iterable[Candidate], holds: dict[str, str | None]):
+    def __init__(self, limit: Decimal | None, reason: str, candidates: Iterable[Candidate]):
         self.limit, self.reason = limit, reason
         candidates = list(candidates)
         self.order: list[tuple] = sorted(c.order for c in candidates)
         self.at: dict[tuple, Candidate] = {c.order: c for c in candidates}
         self.order_of: dict[str, tuple] = {c.event_id: c.order for c in candidates}
-        self.holds = {c.event_id: holds[c.event_id] for c in self.at.values()}
+        self.holds: dict[str, str | None] = {}
         self.before: dict[tuple, Decimal] = {}
         self._walk(0, None)
 
@@ -114,8 +114,8 @@ class EngagementBook:
         book = cls(
             head=head, time=dict(rows.time), expenses=dict(rows.expenses),
             cost_of={entry_id: cost.cost_event_id for entry_id, cost in rows.costs.items()},
-            budget=RunningTotal(head.terms.budget, "over_budget", rows.time.values(), rows.holds),
-            cap=RunningTotal(head.terms.cap, "over_expense_cap", rows.expenses.values(), rows.holds),
+            budget=RunningTotal(head.terms.budget, "over_budget", rows.time.values()),
+            cap=RunningTotal(head.terms.cap, "over_expense_cap", rows.expenses.values()),
         )
         for entry_id, resource_id in rows.resource_of.items():
             book.place(entry_id, resource_id)

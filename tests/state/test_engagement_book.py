@@ -241,7 +241,7 @@ def test_a_running_total_recomputes_from_the_change_and_stops_where_it_is_back()
     def cand(i, amount):
         return Candidate(time_entry(i), f"E{i}", (T0, i), D(amount), D(amount), "STD", None, True)
 
-    total = RunningTotal(D("300"), "over_budget", [cand(i, "100") for i in range(1, 6)], {f"E{i}": None for i in range(1, 6)})
+    total = RunningTotal(D("300"), "over_budget", [cand(i, "100") for i in range(1, 6)])
     assert [total.holds[f"E{i}"] for i in range(1, 6)] == [None, None, None, "over_budget", "over_budget"]
     assert total.change([cand(2, "100")], []) == {"E4"}  # room again: the next one takes it
     assert [total.holds[f"E{i}"] for i in (1, 3, 4, 5)] == [None, None, None, "over_budget"]
