@@ -50,15 +50,15 @@ def ddl() -> str:
     statements = ["CREATE SCHEMA IF NOT EXISTS dw;"]
     for event_type, model in EVENT_TYPES.items():
         hints = typing.get_type_hints(model)
-        cols = [f"{name} {_sql_type(hints[name])}" for name in model.model_fields]
+        fields = [f"{name} {_sql_type(hints[name])}" for name in model.model_fields]
+        cols = list(fields)
         if "contract_number" not in model.model_fields:
             cols.append("contract_number text")
         cols += ["first_seen_at timestamptz NOT NULL DEFAULT now()", "updated_at timestamptz NOT NULL DEFAULT now()",
                  f"PRIMARY KEY ({', '.join(KEYS[event_type])})"]
         statements.append(f"CREATE TABLE IF NOT EXISTS dw.{event_type} (\n  " + ",\n  ".join(cols) + "\n);")
         # a field added to a model later is added to a warehouse made before it
-        statements += [f"ALTER TABLE dw.{event_type} ADD COLUMN IF NOT EXISTS {name} {_sql_type(hints[name])};"
-                       for name in model.model_fields]
+        statements += [f"ALTER TABLE dw.{event_type} ADD COLUMN IF NOT EXISTS {field};" for field in fields]
         if "contract_number" in columns(event_type):
             statements.append(f"CREATE INDEX IF NOT EXISTS {event_type}_contract ON dw.{event_type} (contract_number);")
     return "\n".join(statements)
