@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     # Where the worker's tables live: on local disk (RocksDB, kept across restarts: a restarted
     # worker reads only its changelogs' tail), or "memory" (rebuilt from the changelogs on start).
     table_store: str = "rocksdb"
+    # On RocksDB the mirror and the ledger read rows on demand: how many decoded rows each keeps
+    # in memory (the most recently used).
+    state_cache_rows: int = 20_000
     # Scaling out (docs/design.md, "Scaling"): 0 derives every engagement on the worker reading the
     # source topics; N > 0 routes each engagement to one of N partitions of the topic
     # q2c.changes.by-engagement, which every worker started with the same app_id shares.

@@ -1,6 +1,7 @@
 """The capture agent's batch: decode → hold each source transaction until it is complete →
 mirror and rules (``Processor``) → canonical topics and dead letters → ERP, PSA and CRM sinks →
-ledger. Scaled out (``routes_table`` given), each touched engagement is routed as bundle parts to
+ledger. The mirror and the ledger keep their rows in their tables (``q2c-mirror``,
+``q2c-ledger``), read on demand. Scaled out (``routes_table`` given), each touched engagement is routed as bundle parts to
 ``q2c.changes.by-engagement`` instead, for the engagement agent of the worker owning its partition;
 receivables and account financials are still derived here."""
 from __future__ import annotations
@@ -15,14 +16,16 @@ from typing import Any, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
-from streams.agents.outputs import persist_ledger, produce_canonical, write_sinks
+from streams.agents.outputs import produce_canonical, write_sinks
 from streams.agents.table_entry import put_or_remove
+from streams.agents.table_rows import table_rows
 from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
 from streams.config import Settings
 from streams.operations.kafka_io import committed_offsets
-from streams.state.mirror import SourceMirror
+from streams.state.ledger import Ledger, LedgerCodec
+from streams.state.mirror import MirrorCodec, SourceMirror
 from streams.state.processor import BatchResult, Processor
 from streams.state.routing import RouteBook, engagement_partition
 
@@ -54,15 +57,14 @@ class CapturePipeline(BatchHandler):
         self.loaded = False
 
     def ready(self) -> None:
-        """After Faust restored the tables: rebuild the mirror and the open transactions."""
+        """After Faust restored the tables: open the mirror and the ledger over them (rows are
+        read on demand), and restore the open transactions."""
         started = time.monotonic()
-        count = 0
-        for ref, doc in self.mirror_table.items():
-            if doc is not None:
-                self.mirror.load(ref, doc)
-                count += 1
-        for key, doc in self.ledger_table.items():
-            self.processor.ledger.load(key, doc)
+        cache = self.s.state_cache_rows
+        self.mirror = SourceMirror(store=table_rows(self.mirror_table, MirrorCodec(), cache))
+        ledger = Ledger(table_rows(self.ledger_table, LedgerCodec(), cache))
+        self.processor = Processor(self.mirror, ledger, routes=self.processor.routes)
+        indexed = self.mirror.ensure_indexes()  # a table written before its indexes were kept in it
         if self.routes_table is not None:
             for key, position in self.routes_table.items():
                 self.processor.routes.load(key, position)
@@ -79,8 +81,8 @@ class CapturePipeline(BatchHandler):
                 self.replay_target.unlink()
             elif not self.rebuild_until:  # rebuilt before this start: derive everything once now
                 self.sweep_pending = True
-        log.info("mirror rebuilt from its table: %d rows, %d open source transactions, in %.2fs",
-                 count, len(self.transactions.buffer.open), time.monotonic() - started)
+        log.info("state opened: mirror and ledger on their tables (%d rows indexed), %d open source transactions, in %.2fs",
+                 indexed, len(self.transactions.buffer.open), time.monotonic() - started)
 
     def rebalanced(self, reads_sources: bool) -> None:
         """After a rebalance, once Faust restored the tables: the state is rebuilt from them (if
@@ -180,14 +182,11 @@ class CapturePipeline(BatchHandler):
         if sweep:
             self.processor.sweep(result)
         letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
-        for ref, doc in result.mirror_writes.items():
-            self.mirror_table[ref] = doc
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(write_sinks, self, result)
-        persist_ledger(self.ledger_table, result.ledger_writes)
         for key, position in result.route_writes.items():
             put_or_remove(self.routes_table, key, position)
-        self.processor.commit(result)
+        self.processor.commit(result)  # the ledger rows, into their table
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)

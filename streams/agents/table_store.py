@@ -16,14 +16,16 @@ a task to one partition.) Here the key decides, as it does for the changelog rec
 - tables the sync partitions itself (the scaled-out engagement tables, written with an explicit
   partition): the ``partition_of`` function given in the table's options.
 
-Overridden: ``_set``, ``_get``, ``_del``, ``_contains``. Everything else (recovery from the
-changelog by message partition, persisted offsets, iteration over the active partitions) is
-Faust's. Registered as ``keyed-rocksdb://`` through the ``faust.stores`` entry point
+Overridden: ``_set``, ``_get``, ``_del``, ``_contains``; added: ``scan``, the entries under a key
+prefix in key order (RocksDB keeps keys sorted; the mirror's indexes and an engagement's ledger
+rows are read as prefixes). Everything else (recovery from the changelog by message partition,
+persisted offsets, iteration over the active partitions) is Faust's. Registered as ``keyed-rocksdb://`` through the ``faust.stores`` entry point
 (pyproject.toml), Faust's documented way to add a store.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Optional
+import heapq
+from typing import Any, Callable, Iterator, Optional
 
 from aiokafka.partitioner import DefaultPartitioner
 from faust.stores import rocksdb
@@ -78,3 +80,20 @@ class Store(rocksdb.Store):
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None
+
+    def scan(self, prefix: str) -> Iterator[tuple[Any, Any]]:
+        """(key, value) of every entry of the active partitions whose key starts with ``prefix``
+        (a string key), in the order of the encoded keys."""
+        start = self._encode_key(prefix)
+        if start.endswith(b'"'):  # a JSON string: the encoded prefix is its encoding without the closing quote
+            start = start[:-1]
+        runs = [self._scan_db(db, start) for db in self._dbs_for_actives()]
+        for key, value in heapq.merge(*runs, key=lambda item: item[0]):
+            yield self._decode_key(key), self._decode_value(value)
+
+    def _scan_db(self, db: Any, start: bytes) -> Iterator[tuple[bytes, bytes]]:
+        for key, value in db.items(from_key=start):
+            if not key.startswith(start):
+                return
+            if key != self.offset_key:
+                yield key, value

@@ -133,15 +133,21 @@ class EngagementBook:
     def candidate(self, event_id: str) -> Candidate | None:
         return self.budget.candidate(event_id) or self.cap.candidate(event_id)
 
+    def size(self) -> int:
+        """The rows it holds (time entries and expenses)."""
+        return len(self.time) + len(self.expenses)
+
     def hold(self, event_id: str) -> str | None:
         return self.budget.holds[event_id] if event_id in self.budget.holds else self.cap.holds[event_id]
 
 
 class Books:
-    """The books of the engagements derived lately, the least recently used dropped past ``size``."""
+    """The books of the engagements derived lately, the least recently used dropped past ``size``
+    books or ``rows`` time entries and expenses in all (the one used last is always kept, however
+    large: a long programme derived in full on every batch would cost what the books save)."""
 
-    def __init__(self, size: int = 2000):
-        self.size = size
+    def __init__(self, size: int = 2000, rows: int = 100_000):
+        self.size, self.rows = size, rows
         self._books: OrderedDict[str, EngagementBook] = OrderedDict()
 
     def get(self, contract: str) -> EngagementBook | None:
@@ -155,6 +161,9 @@ class Books:
         self._books.move_to_end(contract)
         while len(self._books) > self.size:
             self._books.popitem(last=False)
+        held = sum(b.size() for b in self._books.values())
+        while held > self.rows and len(self._books) > 1:
+            held -= self._books.popitem(last=False)[1].size()
 
     def drop(self, contract: str) -> None:
         self._books.pop(contract, None)

@@ -1,9 +1,9 @@
 """The ledger: what the sync has written, per engagement, invoice and account.
 
 ``derive`` needs it to reverse what was written before, and the processor diffs against it so the
-sinks get only real changes. It is kept in memory as models and persisted one output row per key
-(Faust table ``q2c-ledger``), so a batch writes only the rows that changed whatever the size of the
-engagement: a whole engagement in one entry would be re-serialised on every change and would pass
+sinks get only real changes. It keeps one output row per key in a ``Store`` (on the heap, or the
+worker's changelog-backed table ``q2c-ledger`` read on demand), so a batch writes only the rows
+that changed whatever the size of the engagement, and reads only those it touches: a whole engagement in one entry would be re-serialised on every change and would pass
 Kafka's default 1 MB message limit at about 1,200 time entries.
 
 Keys: ``eng:<contract>`` (the contract), ``eng:<contract>|schedule|<key>``,
@@ -12,11 +12,13 @@ Keys: ``eng:<contract>`` (the contract), ``eng:<contract>|schedule|<key>``,
 """
 from __future__ import annotations
 
-from collections import defaultdict
-from typing import Any, Iterable
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Iterable, Iterator
 
 from streams.canonical.models import BillingEvent, Contract, ProjectCost, ScheduleItem
 from streams.rules.engagement import EngagementOutputs
+from streams.state.store import MemoryStore, Store
 
 SEP = "|"
 PARTS = {"schedule": ScheduleItem, "event": BillingEvent, "cost": ProjectCost}
@@ -27,51 +29,104 @@ FIELD_OF_PART = {"schedule": "schedule", "event": "events", "cost": "costs"}
 Row = Any
 
 
+class LedgerCodec:
+    """Ledger rows as the durable table keeps them: engagement rows as model dumps, the rest as
+    they are."""
+
+    def encode(self, key: str, value: Any) -> Any:
+        return Ledger.persisted(value)
+
+    def decode(self, key: str, doc: Any) -> Any:
+        head, _, rest = key.partition(SEP)
+        if rest and head.startswith("eng:"):
+            part = rest.partition(SEP)[0]
+            if part in PARTS:
+                return PARTS[part].model_validate(doc)
+        return doc
+
+
+class StoredItems(Mapping):
+    """One part (schedule, events or costs) of an engagement's ledger, read from the store one
+    item at a time: what the incremental derivation asks of the rows it touches."""
+
+    def __init__(self, store: Store, prefix: str):
+        self.store, self.prefix = store, prefix
+
+    def __getitem__(self, key: str) -> Any:
+        row = self.store.get(self.prefix + key)
+        if row is None:
+            raise KeyError(key)
+        return row
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[len(self.prefix):] for key, _ in self.store.scan(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.store.scan(self.prefix))
+
+
+@dataclass
+class StoredOutputs:
+    """What was written for one engagement, read on demand (``Ledger.stored``); the full
+    ``EngagementOutputs`` is ``Ledger.outputs``."""
+    contract: Contract | None
+    schedule: dict[str, ScheduleItem]
+    events: StoredItems
+    costs: StoredItems
+    provision: None = None
+
+
 class Ledger:
-    def __init__(self) -> None:
-        self.engagements: dict[str, EngagementOutputs] = {}
-        self.linked: dict[str, set[str]] = defaultdict(set)
-        self.docs: dict[str, dict] = {}  # inv:, acct:
+    def __init__(self, store: Store | None = None) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
 
     # --- reading -----------------------------------------------------------------------------
 
     def outputs(self, contract: str) -> EngagementOutputs | None:
-        return self.engagements.get(contract)
+        """Everything written for one engagement; None when nothing was."""
+        head = self.store.get(f"eng:{contract}")
+        outputs = EngagementOutputs(contract=_contract(head))
+        found = head is not None
+        for key, row in self.store.scan(f"eng:{contract}{SEP}"):
+            found = True
+            part, _, item = key.split(SEP, 1)[1].partition(SEP)
+            if part in FIELD_OF_PART:
+                getattr(outputs, FIELD_OF_PART[part])[item] = row
+        return outputs if found else None
+
+    def stored(self, contract: str) -> StoredOutputs | None:
+        """The engagement's contract and schedule, and its events and costs one at a time; None
+        when its contract row was never written."""
+        head = self.store.get(f"eng:{contract}")
+        if head is None:
+            return None
+        prefix = f"eng:{contract}{SEP}"
+        schedule = {key[len(prefix) + len("schedule|"):]: row for key, row in self.store.scan(f"{prefix}schedule{SEP}")}
+        return StoredOutputs(_contract(head), schedule, StoredItems(self.store, f"{prefix}event{SEP}"),
+                             StoredItems(self.store, f"{prefix}cost{SEP}"))
 
     def doc(self, key: str) -> dict | None:
-        return self.docs.get(key)
+        return self.store.get(key)
 
     def __contains__(self, key: str) -> bool:
-        return key in self.docs
+        return self.store.get(key) is not None
 
-    def linked_refs(self, contract: str) -> set[str]:
-        return self.linked.get(contract, set())
+    def linked(self, contract: str, refs: Iterable[str]) -> set[str]:
+        """Those of ``refs`` already published with the engagement's contract number."""
+        head = f"eng:{contract}{SEP}linked{SEP}"
+        return {ref for ref in refs if self.store.get(head + ref) is not None}
 
     def holds(self, key: str) -> bool:
         """Whether the ledger has the row ``key``."""
-        head, _, rest = key.partition(SEP)
-        if not head.startswith("eng:"):
-            return key in self.docs
-        contract = head[len("eng:"):]
-        if not rest:
-            return contract in self.engagements
-        part, _, item = rest.partition(SEP)
-        if part == "linked":
-            return item in self.linked.get(contract, ())
-        outputs = self.engagements.get(contract)
-        return outputs is not None and item in getattr(outputs, FIELD_OF_PART[part])
+        return self.store.get(key) is not None
 
     def rows_of(self, contract: str) -> dict[str, Any]:
         """Every row of one engagement, as the table keeps them (to hand the engagement over)."""
-        outputs = self.engagements.get(contract)
-        if outputs is None:
+        head = self.store.get(f"eng:{contract}")
+        rows = {key: self.persisted(row) for key, row in self.store.scan(f"eng:{contract}{SEP}")}
+        if head is None and not rows:
             return {}
-        head = f"eng:{contract}"
-        rows: dict[str, Any] = {head: {"contract": outputs.contract.model_dump(mode="json") if outputs.contract else None}}
-        for part, attr in FIELD_OF_PART.items():
-            rows.update({f"{head}{SEP}{part}{SEP}{k}": v.model_dump(mode="json") for k, v in getattr(outputs, attr).items()})
-        rows.update({f"{head}{SEP}linked{SEP}{ref}": True for ref in self.linked.get(contract, ())})
-        return rows
+        return {f"eng:{contract}": head if head is not None else {"contract": None}, **rows}
 
     # --- the rows of one engagement's change -------------------------------------------------
 
@@ -89,7 +144,7 @@ class Ledger:
         return diff
 
     @staticmethod
-    def engagement_rows(contract: str, old: EngagementOutputs | None, new: EngagementOutputs,
+    def engagement_rows(contract: str, old: EngagementOutputs | StoredOutputs | None, new: EngagementOutputs,
                         changed: dict[str, dict[str, Row]], linked_before: set[str],
                         linked: Iterable[str]) -> dict[str, Row]:
         """The ledger rows of ``changed`` (``Ledger.changed(old, new)``), the contract when it
@@ -108,49 +163,25 @@ class Ledger:
     # --- writing -----------------------------------------------------------------------------
 
     def apply(self, rows: dict[str, Row]) -> None:
-        """Record rows the sinks have written (models or docs)."""
+        """Record rows the sinks have written (models or docs; None: the row is gone)."""
         for key, row in rows.items():
             self._put(key, row)
 
     def load(self, key: str, doc: Any) -> Row:
-        """Restore one row from the table (a JSON doc); the row as held (a model or the doc)."""
-        rest = key.partition(SEP)[2]
-        if rest and doc is not None:
-            part = rest.partition(SEP)[0]
-            if part in PARTS:
-                doc = PARTS[part].model_validate(doc)
-        self._put(key, doc)
-        return doc
+        """Hold one row given as the table keeps it (a JSON doc); the row as held."""
+        row = LedgerCodec().decode(key, doc) if doc is not None else None
+        self._put(key, row)
+        return row
 
     def _put(self, key: str, row: Row) -> None:
         head, _, rest = key.partition(SEP)
-        if not head.startswith("eng:"):
-            if row is None:
-                self.docs.pop(key, None)
-            else:
-                self.docs[key] = row
+        if row is not None:
+            self.store.put(key, row)
             return
-        contract = head[len("eng:"):]
-        if not rest and row is None:  # the engagement handed over (scaled out): forget it all
-            self.engagements.pop(contract, None)
-            self.linked.pop(contract, None)
-            return
-        if row is None and contract not in self.engagements:
-            return
-        outputs = self.engagements.setdefault(contract, EngagementOutputs())
-        if not rest:
-            doc = row
-            outputs.contract = Contract.model_validate(doc["contract"]) if doc.get("contract") else None
-            return
-        part, _, item = rest.partition(SEP)
-        if part == "linked":
-            (self.linked[contract].add if row is not None else self.linked[contract].discard)(item)
-            return
-        target = getattr(outputs, FIELD_OF_PART[part])
-        if row is None:
-            target.pop(item, None)
-        else:
-            target[item] = row
+        if head.startswith("eng:") and not rest:  # the engagement handed over (scaled out): forget it all
+            for item, _ in list(self.store.scan(f"{head}{SEP}")):
+                self.store.delete(item)
+        self.store.delete(key)
 
     @staticmethod
     def persisted(row: Row) -> Any:
@@ -160,13 +191,20 @@ class Ledger:
     def snapshot(self) -> dict[str, dict]:
         """Everything, in the nested shape a person reads (tests, diagnostics)."""
         out: dict[str, dict] = {}
-        for contract, o in self.engagements.items():
-            out[f"eng:{contract}"] = {
-                "contract": o.contract.model_dump(mode="json") if o.contract else None,
-                "schedule": {k: v.model_dump(mode="json") for k, v in o.schedule.items()},
-                "events": {k: v.model_dump(mode="json") for k, v in o.events.items()},
-                "costs": {k: v.model_dump(mode="json") for k, v in o.costs.items()},
-            }
-        out.update(self.docs)
+        for key, row in self.store.scan(""):
+            head, _, rest = key.partition(SEP)
+            if not head.startswith("eng:"):
+                out[key] = row
+                continue
+            entry = out.setdefault(head, {"contract": None, "schedule": {}, "events": {}, "costs": {}})
+            if not rest:
+                entry["contract"] = row.get("contract")
+                continue
+            part, _, item = rest.partition(SEP)
+            if part in FIELD_OF_PART:
+                entry[FIELD_OF_PART[part]][item] = row.model_dump(mode="json")
         return out
 
+
+def _contract(head: dict | None) -> Contract | None:
+    return Contract.model_validate(head["contract"]) if head and head.get("contract") else None

@@ -2,21 +2,23 @@
 
 Faust has no stream joins, so the sync joins through state: each change is applied here (an older
 change never overwrites a newer one: rows are guarded by their LSN), and the engagement rules read
-what they need through the indexes below. The mirror itself does no I/O: the Faust agent persists
-each applied entry in a changelog-backed table and rebuilds the mirror from it on start.
+what they need through the indexes below. The mirror keeps its rows and its index entries in a
+``Store`` (``streams.state.store``): on the heap, or in the worker's changelog-backed RocksDB table
+read on demand. The mirror itself does no I/O.
 """
 from __future__ import annotations
 
-from collections import defaultdict
+import zlib
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterator, NamedTuple
 
 from streams.canonical.models import (
     Canonical, Client, Invoice, Project, Quote,
 )
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping, all_mappings
+from streams.state.store import MemoryStore, Store
 
 
 def contract_of_event_ref(src_ref: str | None) -> str | None:
@@ -64,6 +66,54 @@ def _dated(after: Canonical, before: Canonical | None, change: RowChange) -> Can
     return after.model_copy(update={"status_since": since})
 
 
+INDEX_VERSION = str(zlib.crc32(",".join(f"{t}.{name}" for t, ix in INDEXES.items() for name, _ in ix).encode()))
+INDEX_PREFIX = "ix|"
+META_INDEXES = "meta|indexes"
+
+
+def index_key(table_id: str, index: str, value: Any, ref: str = "") -> str:
+    """``ix|<table>|<index>|<value>|<ref>``: one row under one value of one index (without the
+    ref: the prefix of every row under that value)."""
+    return f"{INDEX_PREFIX}{table_id}|{index}|{_index_value(value)}|{ref}"
+
+
+def _index_value(value: Any) -> str:
+    if isinstance(value, tuple):
+        return ",".join(_index_value(v) for v in value)
+    return str(value).replace("%", "%25").replace("|", "%7C").replace(",", "%2C")
+
+
+class MirrorRow(NamedTuple):
+    """One source row as the mirror holds it: its table, the position (LSN) of the change that
+    set it, and the row (None once deleted: the position still guards against older changes)."""
+    table_id: str
+    position: int
+    model: Canonical | None
+
+    def persisted(self) -> dict:
+        """What the durable table keeps (JSON-safe)."""
+        return {"t": self.table_id, "pos": self.position,
+                "row": self.model.model_dump(mode="json") if self.model is not None else None}
+
+
+class MirrorCodec:
+    """The mirror's store entries as the durable table keeps them: rows as ``MirrorRow.persisted``,
+    index entries and the index version as they are."""
+
+    def __init__(self, mappings: dict[str, TableMapping] | None = None):
+        self.mappings = mappings or all_mappings()
+
+    def encode(self, key: str, value: Any) -> Any:
+        return value.persisted() if isinstance(value, MirrorRow) else value
+
+    def decode(self, key: str, doc: Any) -> Any:
+        if key.startswith((INDEX_PREFIX, "meta|")):
+            return doc
+        row = doc.get("row")
+        model = self.mappings[doc["t"]].model.model_validate(row) if row is not None else None
+        return MirrorRow(doc["t"], doc["pos"], model)
+
+
 @dataclass(frozen=True)
 class Applied:
     """A change that altered the mirror: what the row was and what it is now."""
@@ -73,22 +123,13 @@ class Applied:
     after: Canonical | None
     position: int
 
-    def persisted(self) -> dict:
-        """What the durable table keeps for this row (JSON-safe)."""
-        return {
-            "t": self.table_id, "pos": self.position,
-            "row": self.after.model_dump(mode="json") if self.after is not None else None,
-        }
-
 
 class SourceMirror:
-    def __init__(self, mappings: dict[str, TableMapping] | None = None):
+    """Rows by ref (``<table>:<key>``) and the rules' indexes, both as entries of ``store``."""
+
+    def __init__(self, mappings: dict[str, TableMapping] | None = None, store: Store | None = None):
         self.mappings = mappings or all_mappings()
-        self.rows: dict[str, Canonical] = {}
-        self.table_of: dict[str, str] = {}
-        self.positions: dict[str, int] = {}
-        self.by_table: dict[str, dict[str, Canonical]] = defaultdict(dict)
-        self._indexes: dict[tuple[str, str], dict[Any, set[str]]] = defaultdict(lambda: defaultdict(set))
+        self.store: Store = store if store is not None else MemoryStore()
         self._reads: set[str] | None = None  # while ``recording``: the refs of every row read
 
     # --- writing -----------------------------------------------------------------------------
@@ -99,14 +140,15 @@ class SourceMirror:
         if mapping is None:
             return None
         ref = mapping.ref(change.key)
-        known = self.positions.get(ref)
+        held: MirrorRow | None = self.store.get(ref)
+        known = held.position if held is not None else None
         if change.op == "t":  # a tombstone follows its delete: keep the delete's position
             position = known or 0
         elif known is not None and change.position < known:
             return None
         else:
             position = change.position
-        before = self.rows.get(ref)
+        before = held.model if held is not None else None
         if change.deleted:
             after = None
         else:
@@ -115,65 +157,96 @@ class SourceMirror:
                 previous = before.model_dump() if before is not None else {}
                 row = {k: (previous.get(k) if v == UNAVAILABLE else v) for k, v in row.items()}
             after = _dated(mapping.to_model(row), before, change)
-        self._store(ref, mapping.table_id, after, position)
+        self._store(ref, mapping.table_id, before, after, position)
         # Even an unchanged row counts as applied: a change delivered again after a crash must
         # re-derive (and re-write) what depends on it.
         return Applied(ref, mapping.table_id, before, after, position)
 
     def load(self, ref: str, persisted: dict) -> None:
-        """Restore one row from the durable table (on start, after Faust's table recovery)."""
+        """Set one row as ``MirrorRow.persisted`` gave it (a copy of an engagement's rows)."""
         mapping = self.mappings[persisted["t"]]
         row = persisted.get("row")
-        self._store(ref, mapping.table_id, mapping.model.model_validate(row) if row is not None else None, persisted["pos"])
+        self._store(ref, mapping.table_id, self.row(ref), mapping.model.model_validate(row) if row is not None else None,
+                    persisted["pos"])
 
     def persisted(self, ref: str) -> dict:
-        """One row as the durable table keeps it (``Applied.persisted``'s shape)."""
-        row = self.rows.get(ref)
-        return {"t": self.table_of[ref], "pos": self.positions[ref],
-                "row": row.model_dump(mode="json") if row is not None else None}
+        """One row as the durable table keeps it."""
+        return self.store.get(ref).persisted()
 
     def forget(self, ref: str) -> None:
         """Drop a row and its position (a copy of an engagement's rows drops one that left it)."""
-        if ref in self.table_of:
-            self._store(ref, self.table_of[ref], None, 0)
-            del self.positions[ref], self.table_of[ref]
+        held: MirrorRow | None = self.store.get(ref)
+        if held is not None:
+            self._index(ref, held.table_id, held.model, None)
+            self.store.delete(ref)
 
-    def _store(self, ref: str, table_id: str, model: Canonical | None, position: int) -> None:
-        old = self.rows.get(ref)
-        if old is not None:
-            for name, fn in INDEXES.get(table_id, []):
-                self._indexes[(table_id, name)][fn(old)].discard(ref)
-        self.positions[ref] = position
-        self.table_of[ref] = table_id
-        if model is None:
-            self.rows.pop(ref, None)
-            self.by_table[table_id].pop(ref, None)
-            return
-        self.rows[ref] = model
-        self.by_table[table_id][ref] = model
-        for name, fn in INDEXES.get(table_id, []):
-            self._indexes[(table_id, name)][fn(model)].add(ref)
+    def _store(self, ref: str, table_id: str, before: Canonical | None, after: Canonical | None, position: int) -> None:
+        self.store.put(ref, MirrorRow(table_id, position, after))
+        self._index(ref, table_id, before, after)
+
+    def _index(self, ref: str, table_id: str, before: Canonical | None, after: Canonical | None) -> None:
+        """Move ``ref``'s index entries from ``before``'s values to ``after``'s (only those that
+        differ: an approval moves none). A None value is not indexed."""
+        for name, fn in INDEXES.get(table_id, ()):
+            old = fn(before) if before is not None else None
+            new = fn(after) if after is not None else None
+            if old == new:
+                continue
+            if old is not None:
+                self.store.delete(index_key(table_id, name, old, ref))
+            if new is not None:
+                self.store.put(index_key(table_id, name, new, ref), True)
+
+    def ensure_indexes(self) -> int:
+        """Build the index entries again when the store's were made for other indexes (or none:
+        a table written before indexes were kept in it); the number of rows indexed."""
+        if self.store.get(META_INDEXES) == INDEX_VERSION:
+            return 0
+        for key, _ in list(self.store.scan(INDEX_PREFIX)):
+            self.store.delete(key)
+        count = 0
+        for key, held in self.store.scan(""):
+            if isinstance(held, MirrorRow) and held.model is not None:
+                self._index(key, held.table_id, None, held.model)
+                count += 1
+        self.store.put(META_INDEXES, INDEX_VERSION)
+        return count
 
     # --- reading -----------------------------------------------------------------------------
 
+    def row(self, ref: str) -> Canonical | None:
+        held: MirrorRow | None = self.store.get(ref)
+        return held.model if held is not None else None
+
+    def position(self, ref: str) -> int | None:
+        held: MirrorRow | None = self.store.get(ref)
+        return held.position if held is not None else None
+
     def get(self, table_id: str, *key: Any) -> Any:
         ref = f"{table_id}:" + "/".join(map(str, key))
-        row = self.rows.get(ref)
+        row = self.row(ref)
         if self._reads is not None and row is not None:
             self._reads.add(ref)
         return row
 
     def find(self, table_id: str, index: str, value: Any) -> list[Any]:
-        refs = [r for r in sorted(self._indexes[(table_id, index)].get(value, ())) if r in self.rows]
-        if self._reads is not None:
-            self._reads.update(refs)
-        return [self.rows[r] for r in refs]
+        if value is None:
+            return []
+        prefix = index_key(table_id, index, value)
+        found = []
+        for ref in sorted(key[len(prefix):] for key, _ in self.store.scan(prefix)):
+            row = self.row(ref)
+            if row is not None:
+                found.append(row)
+                if self._reads is not None:
+                    self._reads.add(ref)
+        return found
 
-    def all(self, table_id: str) -> Iterable[Any]:
-        rows = self.by_table[table_id]
+    def all(self, table_id: str) -> list[Any]:
+        found = [(ref, held.model) for ref, held in self.store.scan(f"{table_id}:") if held.model is not None]
         if self._reads is not None:
-            self._reads.update(rows)
-        return rows.values()
+            self._reads.update(ref for ref, _ in found)
+        return [model for _, model in found]
 
     @contextmanager
     def recording(self) -> Iterator[set[str]]:

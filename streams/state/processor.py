@@ -28,7 +28,7 @@ from streams.rules.engagement import (
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
 from streams.state.engagement_book import Books, EngagementBook
-from streams.state.ledger import Ledger
+from streams.state.ledger import Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
 from streams.state.views import InvoicedEvents, account_invoices, engagement_view, invoice_inputs
@@ -59,7 +59,7 @@ class BatchResult:
     provisions: list[ProjectProvision] = field(default_factory=list)
     financials: list[AccountFinancials] = field(default_factory=list)
     canonical: list[CanonicalEvent] = field(default_factory=list)
-    mirror_writes: dict[str, dict] = field(default_factory=dict)
+    mirror_writes: dict[str, dict] = field(default_factory=dict)  # scaled out: the copies' table entries
     ledger_writes: dict[str, Any] = field(default_factory=dict)  # ledger rows: models or docs, None when gone
     bundles: list[BundlePart] = field(default_factory=list)  # scaled out: engagements to derive elsewhere
     route_writes: dict[str, int | None] = field(default_factory=dict)
@@ -97,7 +97,6 @@ class Processor:
             if applied is None:
                 continue
             result.applied += 1
-            result.mirror_writes[applied.ref] = applied.persisted()
             if not derive_outputs:
                 continue
             e, i, a = self.mirror.touched(applied)
@@ -150,10 +149,10 @@ class Processor:
     def engagement(self, contract: str, result: BatchResult, applied: list[Applied] | None = None) -> None:
         """Derive one engagement and add what changed to ``result``: only the rows ``applied``
         touched when its book is current (``engagement_book``), else in full."""
-        previous = self.ledger.outputs(contract)
         self._unsettled.add(contract)  # its book is right only once this batch is committed
-        found = self._incremental(contract, previous, applied) if applied is not None else None
+        found = self._incremental(contract, applied) if applied is not None else None
         if found is None:
+            previous = self.ledger.outputs(contract)
             view = engagement_view(self.mirror, contract)
             head = derive_head(view)
             if head is None:
@@ -166,7 +165,7 @@ class Processor:
             changed = Ledger.changed(previous, outputs)
             linked_rows = _rows_to_link(view)
         else:
-            outputs, changed, linked_rows = found
+            previous, outputs, changed, linked_rows = found
         old = previous or EngagementOutputs()
         if outputs.contract is None and previous is None:
             return
@@ -182,16 +181,18 @@ class Processor:
                     result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
-        linked_before = self.ledger.linked_refs(contract)
+        linked_before = self.ledger.linked(contract, (ref for ref, _ in linked_rows))
         linked = self._link(contract, linked_rows, linked_before, result)
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
 
-    def _incremental(self, contract: str, previous: EngagementOutputs | None, applied: list[Applied]
-                     ) -> tuple[EngagementOutputs, dict[str, dict], list[tuple[str, Canonical]]] | None:
-        """(outputs, changed rows, rows to link) derived from the engagement's book and the rows
-        ``applied`` touched; None when it must be derived in full (no book, new terms)."""
+    def _incremental(self, contract: str, applied: list[Applied]
+                     ) -> tuple[StoredOutputs, EngagementOutputs, dict[str, dict], list[tuple[str, Canonical]]] | None:
+        """(what was written, outputs, changed rows, rows to link) derived from the engagement's
+        book and the rows ``applied`` touched, reading only the ledger rows they touch; None when
+        it must be derived in full (no book, new terms)."""
         book = self.books.get(contract)
-        if book is None or previous is None or previous.contract is None:
+        previous = self.ledger.stored(contract) if book is not None else None
+        if previous is None or previous.contract is None:
             return None
         view = engagement_view(self.mirror, contract, rows=False)
         invoiced = InvoicedEvents(self.mirror)
@@ -217,9 +218,9 @@ class Processor:
         schedule.update({k: None for k in previous.schedule.keys() - head.outputs.schedule.keys()})
         book.head = head
         outputs = EngagementOutputs(contract=head.outputs.contract, provision=head.outputs.provision)
-        return outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
+        return previous, outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
 
-    def _entries(self, book: EngagementBook, terms: Terms, pid: int | None, entry_ids: set[int], previous: EngagementOutputs,
+    def _entries(self, book: EngagementBook, terms: Terms, pid: int | None, entry_ids: set[int], previous: StoredOutputs,
                  touched: set[str], linked_rows: list) -> dict[str, Any]:
         """Derive the time entries ``entry_ids`` again into the book: their candidates (the event
         ids touched, and those whose budget hold changed, are added to ``touched``) and their

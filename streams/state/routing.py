@@ -80,7 +80,7 @@ class RouteBook:
                 return (self._parts(contract, rows, False, ledger), writes) if rows else ([], {})
         with mirror.recording() as refs:
             engagement_view(mirror, contract)
-        now = {ref: mirror.positions[ref] for ref in refs}
+        now = {ref: mirror.position(ref) for ref in refs}
         if not now and before is None:
             return [], {}  # nothing of it yet (an invoice line naming an unknown engagement)
         whole = whole or before is None
@@ -130,12 +130,12 @@ class RouteBook:
                     wanted.add(f"finance.ar_invoice_hdr:{model.inv_no}")
         rows: dict[str, dict | None] = {}
         for ref in sorted(wanted):
-            if ref in mirror.rows:
-                if before.get(ref) != mirror.positions[ref]:
+            if mirror.row(ref) is not None:
+                if before.get(ref) != mirror.position(ref):
                     rows[ref] = mirror.persisted(ref)
             elif ref in before:
                 rows[ref] = None  # deleted at the source
-        return rows, {f"{contract}{SEP}{ref}": (mirror.positions[ref] if doc is not None else None) for ref, doc in rows.items()}
+        return rows, {f"{contract}{SEP}{ref}": (mirror.position(ref) if doc is not None else None) for ref, doc in rows.items()}
 
     def apply(self, writes: dict[str, int | None]) -> None:
         """Record entries of parts that were sent."""
@@ -179,11 +179,11 @@ class EngagementCopies:
         applied = []
         for key, doc in writes.items():
             ref = key.partition(SEP)[2]
-            before = mirror.rows.get(ref)
+            before = mirror.row(ref)
             self.load(key, doc)
-            after = mirror.rows.get(ref)
+            after = mirror.row(ref)
             if before is not None or after is not None:
-                applied.append(Applied(ref, ref.partition(":")[0], before, after, mirror.positions.get(ref, 0)))
+                applied.append(Applied(ref, ref.partition(":")[0], before, after, mirror.position(ref) or 0))
         return writes, applied
 
     def load(self, key: str, doc: dict) -> None:

@@ -50,6 +50,19 @@ def test_a_key_written_from_a_batch_lands_in_its_partitions_database_and_survive
     assert KEYS[3] not in again
 
 
+def test_a_scan_reads_a_key_prefix_in_order_across_the_partitions_databases(tmp_path, monkeypatch):
+    store = _table(tmp_path).data
+    for key in KEYS + ["eng:Q-1", "eng:Q-1|linked|psa.project:1", "eng:Q-10|event|x", 'ix|q"uote|1|crm.quote:1']:
+        store[key] = {"k": key}
+    monkeypatch.setattr(store, "_dbs_for_actives", lambda: iter(store._dbs.values()))  # no group here: every partition is ours
+    assert len(store._dbs) > 1
+    found = list(store.scan("eng:Q-1|"))
+    assert [k for k, _ in found] == ["eng:Q-1|event|TE:Q-1:1:abc", "eng:Q-1|linked|psa.project:1"]
+    assert found[1][1] == {"k": "eng:Q-1|linked|psa.project:1"}
+    assert [k for k, _ in store.scan('ix|q"uote|')] == ['ix|q"uote|1|crm.quote:1']  # an escaped character in the prefix
+    assert len(list(store.scan("eng:"))) == len(KEYS) + 3 and list(store.scan("nothing")) == []
+
+
 def test_a_table_partitioned_by_the_sync_keeps_each_key_where_the_sync_sends_its_record(tmp_path):
     store = _table(tmp_path, "e", 3, partition_of=lambda key: int(key.split("-")[1].split("|")[0]) % 3).data
     for key in KEYS:

@@ -1,7 +1,9 @@
 """The incremental path writes exactly what full derivation writes.
 
 Two processors read the same source changes in the same batches: one derives each touched
-engagement from its book (only the rows a batch touched), the other in full every time
+engagement from its book (only the rows a batch touched), reading its mirror and ledger on demand
+from JSON documents through caches of five rows (as the worker does from RocksDB); the other in
+full every time, from the heap
 (``Books(size=0)`` keeps no book). Their ERP rows, canonical events and ledgers must be equal
 after every batch, for any sequence and batching: reversals, ``:REV`` events, releases of holds,
 running totals, costs restated."""
@@ -11,8 +13,11 @@ from hypothesis import given, settings, strategies as st
 
 from streams.capture.envelope import RowChange
 from streams.state.engagement_book import Books, RunningTotal
-from streams.state.mirror import SourceMirror
+from streams.state.ledger import Ledger, LedgerCodec
+from streams.state.mirror import MirrorCodec, SourceMirror
 from streams.state.processor import Processor
+from streams.state.store import CachedStore
+from streams.testing import JsonTable
 from tests.rules.builders import T0
 from tests.state.test_routing import TwoStages
 
@@ -162,7 +167,7 @@ def outcome(result, processor):
     erp = {part: sorted(m.model_dump_json() for m in getattr(result.erp, part))
            for part in ("contracts", "schedule", "events", "costs")}
     canonical = sorted((e.event_type, e.key, e.ref or "", e.model.model_dump_json() if e.model else "") for e in result.canonical)
-    return erp, canonical, processor.ledger.snapshot(), {k: set(v) for k, v in processor.ledger.linked.items() if v}
+    return erp, canonical, processor.ledger.snapshot(), [k for k, _ in processor.ledger.store.scan("eng:") if "|linked|" in k]
 
 
 def batches(ops, batch_sizes, feed: Feed, reference: Processor):
@@ -177,10 +182,17 @@ def batches(ops, batch_sizes, feed: Feed, reference: Processor):
             pending, size = [], next(sizes)
 
 
+def on_demand() -> Processor:
+    """A processor whose mirror and ledger read every row from JSON documents through caches of a
+    few rows, as the worker's do from RocksDB."""
+    return Processor(SourceMirror(store=CachedStore(JsonTable(), MirrorCodec(), size=5)),
+                     Ledger(CachedStore(JsonTable(), LedgerCodec(), size=5)))
+
+
 def run_both(ops, batch_sizes):
     """Feed ``ops`` to an incremental and a full processor in the same batches; compare after each."""
     feed = Feed()
-    incremental, full = Processor(SourceMirror()), Processor(SourceMirror(), books=Books(size=0))
+    incremental, full = on_demand(), Processor(SourceMirror(), books=Books(size=0))
     base = [feed.change(t, k, r) for t, k, r in BASE]
     for processor in (incremental, full):
         processor.commit(processor.process(base))

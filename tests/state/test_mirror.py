@@ -1,8 +1,11 @@
-"""The mirror dates a row's standing by the source's commit time (``status_since``)."""
+"""The mirror dates a row's standing by the source's commit time (``status_since``), and keeps its
+indexes in its store."""
 from datetime import date, datetime, timedelta, timezone
 
 from streams.capture.envelope import RowChange
-from streams.state.mirror import SourceMirror
+from streams.state.mirror import MirrorCodec, SourceMirror
+from streams.state.store import CachedStore, MemoryStore
+from streams.testing import JsonTable
 
 T = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
 QUOTE = {"id": 1, "quote_number": "Q-1", "opportunity_id": 1, "account_id": 1, "revision": 1, "status": "draft",
@@ -48,3 +51,37 @@ def test_an_expense_stays_dated_by_its_approval_when_it_is_reimbursed():
     mirror.apply(change("expense", {**EXPENSE, "status": "approved"}, 11, T + timedelta(days=1)))
     mirror.apply(change("expense", {**EXPENSE, "status": "reimbursed"}, 12, T + timedelta(days=8)))
     assert mirror.get("psa.expense_line", 4).status_since == T + timedelta(days=1)
+
+
+def test_the_indexes_live_in_the_store_and_move_only_when_an_indexed_value_changes():
+    backend = JsonTable()
+    mirror = SourceMirror(store=CachedStore(backend, MirrorCodec(), size=2))
+    mirror.apply(change("expense", EXPENSE, 10, T, op="c"))
+    mirror.apply(change("expense", {**EXPENSE, "id": 6}, 11, T, op="c"))
+    assert [e.id for e in mirror.find("psa.expense_line", "by_project", 7)] == [4, 6]
+    writes = backend.writes
+    mirror.apply(change("expense", {**EXPENSE, "status": "approved"}, 12, T))
+    assert backend.writes == writes + 1  # the row; its project did not change, so no index entry did
+    mirror.apply(change("expense", {**EXPENSE, "project_id": 8}, 13, T))
+    assert [e.id for e in mirror.find("psa.expense_line", "by_project", 7)] == [6]
+    assert [e.id for e in mirror.find("psa.expense_line", "by_project", 8)] == [4]
+    mirror.apply(RowChange("psa", "psa", "expense_line", "d", {"id": 6}, None, 14, T))
+    assert mirror.find("psa.expense_line", "by_project", 7) == []
+    assert mirror.position("psa.expense_line:6") == 14  # a deleted row still guards against older changes
+    assert mirror.apply(change("expense", {**EXPENSE, "id": 6}, 12, T)) is None
+
+
+def test_a_table_written_without_index_entries_is_indexed_once_when_opened():
+    written = SourceMirror(store=MemoryStore())
+    written.apply(change("quote", QUOTE, 10, T, op="c"))
+    written.apply(change("expense", EXPENSE, 11, T, op="c"))
+    backend = JsonTable()
+    for key, value in written.store.scan(""):
+        if not key.startswith(("ix|", "meta|")):  # rows only, as a table of an earlier version holds them
+            backend.put(key, MirrorCodec().encode(key, value))
+    opened = SourceMirror(store=CachedStore(backend, MirrorCodec()))
+    assert opened.find("psa.expense_line", "by_project", 7) == []
+    assert opened.ensure_indexes() == 2
+    assert [e.id for e in opened.find("psa.expense_line", "by_project", 7)] == [4]
+    assert opened.find("crm.quote", "by_number", "Q-1") == [written.get("crm.quote", 1)]
+    assert opened.ensure_indexes() == 0  # indexed already

@@ -1,0 +1,60 @@
+"""The mirror's and the ledger's stores over the worker's Faust tables.
+
+On the RocksDB table store (the default) rows stay on local disk and are read on demand through
+a bounded cache of decoded rows (``CachedStore``); writes go to the table (its local database and
+its changelog) at once. Faust's in-memory store (``Q2C_TABLE_STORE=memory``) cannot scan by
+prefix, so there every entry is decoded onto the heap when the worker starts and written through
+to the table.
+"""
+from __future__ import annotations
+
+from typing import Any, Iterator
+
+from streams.state.store import CachedStore, Codec, MemoryStore, Store
+
+
+class TableBackend:
+    """A Faust table kept in ``streams.agents.table_store``: documents by key, prefix scans."""
+
+    def __init__(self, table: Any):
+        self.table = table
+
+    def get(self, key: str) -> Any | None:
+        return self.table.data.get(key)
+
+    def put(self, key: str, doc: Any) -> None:
+        self.table[key] = doc
+
+    def delete(self, key: str) -> None:
+        if key in self.table.data:  # a missing key would cost a needless tombstone in the changelog
+            del self.table[key]
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        return self.table.data.scan(prefix)
+
+
+class HeapTable(MemoryStore):
+    """Every entry of a table decoded on the heap, written through to the table."""
+
+    def __init__(self, table: Any, codec: Codec):
+        super().__init__()
+        self.table, self.codec = table, codec
+        for key, doc in table.items():
+            if doc is not None:
+                super().put(key, codec.decode(key, doc))
+
+    def put(self, key: str, value: Any) -> None:
+        self.table[key] = self.codec.encode(key, value)
+        super().put(key, value)
+
+    def delete(self, key: str) -> None:
+        if key in self.table:
+            del self.table[key]
+        super().delete(key)
+
+
+def table_rows(table: Any, codec: Codec, cache_rows: int) -> Store:
+    """The store of one table: on demand when its store scans by prefix, else on the heap."""
+    if hasattr(table.data, "scan"):
+        return CachedStore(TableBackend(table), codec, cache_rows)
+    return HeapTable(table, codec)

@@ -1,0 +1,37 @@
+"""Stand-ins the tests (and anyone testing code built on the sync) use in place of the worker's
+tables, so the state layer's on-demand path runs without Faust or Kafka."""
+from __future__ import annotations
+
+import json
+from typing import Any, Iterator
+
+from sortedcontainers import SortedDict
+
+
+class JsonTable:
+    """A ``streams.state.store.Backend`` keeping every document as JSON text, as a table's
+    changelog and RocksDB do: what comes back is what the codec wrote, through JSON. Counts reads
+    and writes."""
+
+    def __init__(self) -> None:
+        self.docs: SortedDict = SortedDict()
+        self.reads = self.writes = 0
+
+    def get(self, key: str) -> Any | None:
+        self.reads += 1
+        text = self.docs.get(key)
+        return json.loads(text) if text is not None else None
+
+    def put(self, key: str, doc: Any) -> None:
+        self.writes += 1
+        self.docs[key] = json.dumps(doc)
+
+    def delete(self, key: str) -> None:
+        self.writes += 1
+        self.docs.pop(key, None)
+
+    def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
+        for key in list(self.docs.irange(minimum=prefix)):
+            if not key.startswith(prefix):
+                return
+            yield key, json.loads(self.docs[key])
