@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
 
-.PHONY: run test stop status install system python chaos bench bench-history bench-tools clean
+.PHONY: run test stop status install system python chaos bench bench-history bench-state bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -62,6 +62,10 @@ bench: install bench-tools
 # A firm's history (COPY into the sources), caught up, then live approvals with a kill -9.
 bench-history: install bench-tools
 	$(BIN)/python -m bench.history
+
+# The mirror and the ledger on RocksDB at a million source rows, without Kafka: memory and restart.
+bench-state: install bench-tools
+	$(BIN)/python -m bench.state_scale
 
 bench-tools:
 	$(BIN)/pip install -q -e ".[test,bench]"

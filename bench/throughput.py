@@ -103,18 +103,17 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
         stack.down()
 
 
-def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> None:
+def core_changes(engagements: int, entries: int, first: int = 0, tax: bool = True) -> list:
+    """The core run's changes: a tax rate (unless ``tax`` is False), then per engagement its
+    account, quote, line, project, person and assignment and ``entries`` approved time entries
+    (engagements numbered from ``first``)."""
     from streams.capture.envelope import RowChange
-    from streams.state.mirror import SourceMirror
-    from streams.state.engagement_stage import EngagementStage
-    from streams.state.processor import Processor
-    from streams.state.routing import RouteBook
     from tests.state.test_processor import ROWS
 
     approved = datetime(2026, 2, 2, 10, tzinfo=timezone.utc)
     changes = []
-    lsn = 1000
-    for e in range(engagements):
+    lsn = 1000 + first * 100_000
+    for e in range(first, first + engagements):
         for base in ROWS[:7]:
             row = dict(base.row)
             key = dict(base.key)
@@ -136,12 +135,29 @@ def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> Non
             changes.append(RowChange(base.source, base.schema, base.table, "c", key, row, lsn, None))
         for t in range(entries):
             lsn += 1
-            tid = e * 100000 + t
-            changes.append(RowChange("psa", "psa", "timesheet_entry", "c", {"id": tid}, {
-                "id": tid, "resource_id": e, "project_id": e, "work_date": date(2026, 3, 1 + t % 28), "hours": str(1 + t % 8),
-                "billable": True, "status": "approved", "approved_at": approved}, lsn, None))
-    changes.insert(0, RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
-                                {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, 1, None))
+            changes.append(time_entry(e, e * 100000 + t, lsn, approved))
+    if tax:
+        changes.insert(0, RowChange("finance", "finance", "gl_tax_rate", "c", {"tax_cd": "STD", "country_cd": "GB", "valid_from": 0},
+                                    {"tax_cd": "STD", "country_cd": "GB", "rate_pct": "20", "valid_from": date(1970, 1, 1)}, 1, None))
+    return changes
+
+
+def time_entry(engagement: int, entry_id: int, lsn: int, approved: datetime, hours: int | None = None):
+    """One approved time entry of the core run's engagement ``engagement``."""
+    from streams.capture.envelope import RowChange
+
+    return RowChange("psa", "psa", "timesheet_entry", "c", {"id": entry_id}, {
+        "id": entry_id, "resource_id": engagement, "project_id": engagement, "work_date": date(2026, 3, 1 + entry_id % 28),
+        "hours": str(hours or 1 + entry_id % 8), "billable": True, "status": "approved", "approved_at": approved}, lsn, None)
+
+
+def core(engagements: int, entries: int, batch: int, scaled: bool = True) -> None:
+    from streams.state.engagement_stage import EngagementStage
+    from streams.state.mirror import SourceMirror
+    from streams.state.processor import Processor
+    from streams.state.routing import RouteBook
+
+    changes = core_changes(engagements, entries)
     processor = Processor(SourceMirror())
     started = time.perf_counter()
     written = 0

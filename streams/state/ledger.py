@@ -33,6 +33,8 @@ class LedgerCodec:
     """Ledger rows as the durable table keeps them: engagement rows as model dumps, the rest as
     they are."""
 
+    uncached = ()
+
     def encode(self, key: str, value: Any) -> Any:
         return Ledger.persisted(value)
 

@@ -9,9 +9,10 @@ read on demand. The mirror itself does no I/O.
 from __future__ import annotations
 
 import zlib
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, NamedTuple
+from typing import Any, Callable, Iterable, Iterator, NamedTuple
 
 from streams.canonical.models import (
     Canonical, Client, Invoice, Project, Quote,
@@ -100,6 +101,8 @@ class MirrorCodec:
     """The mirror's store entries as the durable table keeps them: rows as ``MirrorRow.persisted``,
     index entries and the index version as they are."""
 
+    uncached = (INDEX_PREFIX,)  # only ever scanned
+
     def __init__(self, mappings: dict[str, TableMapping] | None = None):
         self.mappings = mappings or all_mappings()
 
@@ -124,12 +127,42 @@ class Applied:
     position: int
 
 
+class RefLists:
+    """The refs found under a scan prefix lately (an index value's rows, a table's rows), the least
+    recently used dropped past ``size`` refs in all; the mirror drops a list when it writes under
+    its prefix. A batch of a thousand time entries of one project asks for that project's quote
+    a thousand times."""
+
+    def __init__(self, size: int = 200_000):
+        self.size, self.held = size, 0
+        self._lists: OrderedDict[str, tuple[str, ...]] = OrderedDict()
+
+    def get(self, prefix: str) -> tuple[str, ...] | None:
+        refs = self._lists.get(prefix)
+        if refs is not None:
+            self._lists.move_to_end(prefix)
+        return refs
+
+    def put(self, prefix: str, refs: tuple[str, ...]) -> None:
+        self.drop(prefix)
+        self._lists[prefix] = refs
+        self.held += len(refs)
+        while self.held > self.size and len(self._lists) > 1:
+            self.held -= len(self._lists.popitem(last=False)[1])
+
+    def drop(self, prefix: str) -> None:
+        refs = self._lists.pop(prefix, None)
+        if refs is not None:
+            self.held -= len(refs)
+
+
 class SourceMirror:
     """Rows by ref (``<table>:<key>``) and the rules' indexes, both as entries of ``store``."""
 
     def __init__(self, mappings: dict[str, TableMapping] | None = None, store: Store | None = None):
         self.mappings = mappings or all_mappings()
         self.store: Store = store if store is not None else MemoryStore()
+        self._found = RefLists()
         self._reads: set[str] | None = None  # while ``recording``: the refs of every row read
 
     # --- writing -----------------------------------------------------------------------------
@@ -179,9 +212,12 @@ class SourceMirror:
         if held is not None:
             self._index(ref, held.table_id, held.model, None)
             self.store.delete(ref)
+            self._found.drop(f"{held.table_id}:")
 
     def _store(self, ref: str, table_id: str, before: Canonical | None, after: Canonical | None, position: int) -> None:
         self.store.put(ref, MirrorRow(table_id, position, after))
+        if (before is None) != (after is None):
+            self._found.drop(f"{table_id}:")
         self._index(ref, table_id, before, after)
 
     def _index(self, ref: str, table_id: str, before: Canonical | None, after: Canonical | None) -> None:
@@ -194,8 +230,10 @@ class SourceMirror:
                 continue
             if old is not None:
                 self.store.delete(index_key(table_id, name, old, ref))
+                self._found.drop(index_key(table_id, name, old))
             if new is not None:
                 self.store.put(index_key(table_id, name, new, ref), True)
+                self._found.drop(index_key(table_id, name, new))
 
     def ensure_indexes(self) -> int:
         """Build the index entries again when the store's were made for other indexes (or none:
@@ -204,6 +242,7 @@ class SourceMirror:
             return 0
         for key, _ in list(self.store.scan(INDEX_PREFIX)):
             self.store.delete(key)
+        self._found = RefLists(self._found.size)
         count = 0
         for key, held in self.store.scan(""):
             if isinstance(held, MirrorRow) and held.model is not None:
@@ -233,20 +272,29 @@ class SourceMirror:
         if value is None:
             return []
         prefix = index_key(table_id, index, value)
+        refs = self._found.get(prefix)
+        if refs is None:
+            refs = tuple(sorted(key[len(prefix):] for key, _ in self.store.scan(prefix)))
+            self._found.put(prefix, refs)
+        return self._rows(refs)
+
+    def all(self, table_id: str) -> list[Any]:
+        prefix = f"{table_id}:"
+        refs = self._found.get(prefix)
+        if refs is None:
+            refs = tuple(sorted(ref for ref, held in self.store.scan(prefix) if held.model is not None))
+            self._found.put(prefix, refs)
+        return self._rows(refs)
+
+    def _rows(self, refs: Iterable[str]) -> list[Any]:
         found = []
-        for ref in sorted(key[len(prefix):] for key, _ in self.store.scan(prefix)):
+        for ref in refs:
             row = self.row(ref)
             if row is not None:
                 found.append(row)
                 if self._reads is not None:
                     self._reads.add(ref)
         return found
-
-    def all(self, table_id: str) -> list[Any]:
-        found = [(ref, held.model) for ref, held in self.store.scan(f"{table_id}:") if held.model is not None]
-        if self._reads is not None:
-            self._reads.update(ref for ref, _ in found)
-        return [model for _, model in found]
 
     @contextmanager
     def recording(self) -> Iterator[set[str]]:

@@ -59,7 +59,10 @@ class MemoryStore:
 
 
 class Codec(Protocol):
-    """How the values of one store are kept in its backend (JSON-safe documents)."""
+    """How the values of one store are kept in its backend (JSON-safe documents). ``uncached``:
+    key prefixes whose entries are only ever scanned (index entries), kept out of the cache."""
+
+    uncached: tuple[str, ...]
 
     def encode(self, key: str, value: Any) -> Any: ...
 
@@ -92,6 +95,7 @@ class CachedStore:
         self.codec = codec
         self.size = size
         self._cache: OrderedDict[str, Any] = OrderedDict()
+        self._uncached = tuple(getattr(codec, "uncached", ()))
 
     def get(self, key: str) -> Any | None:
         value = self._cache.get(key, _ABSENT)
@@ -117,6 +121,9 @@ class CachedStore:
             yield key, (self.codec.decode(key, doc) if value is _ABSENT else value)
 
     def _remember(self, key: str, value: Any) -> None:
+        if self._uncached and key.startswith(self._uncached):
+            self._cache.pop(key, None)
+            return
         self._cache[key] = value
         self._cache.move_to_end(key)
         if len(self._cache) > self.size:
