@@ -9,9 +9,9 @@ from sortedcontainers import SortedDict
 
 
 class JsonTable:
-    """A ``streams.state.store.Backend`` keeping every document as JSON text, as a table's
-    changelog and RocksDB do: what comes back is what the codec wrote, through JSON. Counts reads
-    and writes."""
+    """A ``streams.state.store.Backend`` keeping what a codec wrote as a table does: bytes as
+    they are, documents as JSON text (what comes back went through JSON). Counts reads and
+    writes."""
 
     def __init__(self) -> None:
         self.docs: SortedDict = SortedDict()
@@ -19,12 +19,11 @@ class JsonTable:
 
     def get(self, key: str) -> Any | None:
         self.reads += 1
-        text = self.docs.get(key)
-        return json.loads(text) if text is not None else None
+        return self._out(self.docs.get(key))
 
     def put(self, key: str, doc: Any) -> None:
         self.writes += 1
-        self.docs[key] = json.dumps(doc)
+        self.docs[key] = bytes(doc) if isinstance(doc, bytes) else json.dumps(doc)
 
     def delete(self, key: str) -> None:
         self.writes += 1
@@ -34,4 +33,8 @@ class JsonTable:
         for key in list(self.docs.irange(minimum=prefix)):
             if not key.startswith(prefix):
                 return
-            yield key, json.loads(self.docs[key])
+            yield key, self._out(self.docs[key])
+
+    @staticmethod
+    def _out(kept: bytes | str | None) -> Any:
+        return json.loads(kept) if isinstance(kept, str) else kept

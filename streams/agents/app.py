@@ -60,9 +60,13 @@ app = App(  # faust.App with the seek fix of kafka_transport.py
 
 changes_topic = app.topic(*source_topics(), key_type=bytes, value_type=bytes,
                           key_serializer="raw", value_serializer="raw")
-mirror_table, ledger_table, open_transactions_table = (
-    app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True, options=table_options())
-    for name in (MIRROR, LEDGER, OPEN_TRANSACTIONS))
+# the mirror's and the ledger's values are the bytes their codecs write (streams.state.mirror, .ledger)
+mirror_table, ledger_table = (
+    app.Table(name, default=None, partitions=settings.topic_partitions, use_partitioner=True, value_type=bytes,
+              options=table_options())
+    for name in (MIRROR, LEDGER))
+open_transactions_table = app.Table(OPEN_TRANSACTIONS, default=None, partitions=settings.topic_partitions,
+                                    use_partitioner=True, options=table_options())
 routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partitions, use_partitioner=True,
                           options=table_options())
                 if scaled_out else None)

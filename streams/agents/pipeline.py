@@ -1,9 +1,9 @@
 """The capture agent's batch: decode → hold each source transaction until it is complete →
 mirror and rules (``Processor``) → canonical topics and dead letters → ERP, PSA and CRM sinks →
 ledger. The mirror and the ledger keep their rows in their tables (``q2c-mirror``,
-``q2c-ledger``), read on demand. Scaled out (``routes_table`` given), each touched engagement is routed as bundle parts to
-``q2c.changes.by-engagement`` instead, for the engagement agent of the worker owning its partition;
-receivables and account financials are still derived here."""
+``q2c-ledger``), read on demand. Scaled out (``routes_table`` given), each touched engagement is
+routed as bundle parts to ``q2c.changes.by-engagement`` instead, for the engagement agent of the
+worker owning its partition; receivables and account financials are still derived here."""
 from __future__ import annotations
 
 import asyncio

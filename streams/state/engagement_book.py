@@ -144,9 +144,11 @@ class EngagementBook:
 class Books:
     """The books of the engagements derived lately, the least recently used dropped past ``size``
     books or ``rows`` time entries and expenses in all (the one used last is always kept, however
-    large: a long programme derived in full on every batch would cost what the books save)."""
+    large). ``rows`` is twice the longest programme a firm runs (100,000 entries): a book that
+    fills the budget alone would be dropped whenever another engagement is derived, and the
+    programme derived in full again on its next change."""
 
-    def __init__(self, size: int = 2000, rows: int = 100_000):
+    def __init__(self, size: int = 2000, rows: int = 200_000):
         self.size, self.rows = size, rows
         self._books: OrderedDict[str, EngagementBook] = OrderedDict()
 

@@ -12,6 +12,7 @@ Keys: ``eng:<contract>`` (the contract), ``eng:<contract>|schedule|<key>``,
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
@@ -29,22 +30,36 @@ FIELD_OF_PART = {"schedule": "schedule", "event": "events", "cost": "costs"}
 Row = Any
 
 
+MODEL_FORMAT = b"\x01"  # an engagement row: the format byte and the model's JSON
+
+
 class LedgerCodec:
-    """Ledger rows as the durable table keeps them: engagement rows as model dumps, the rest as
-    they are."""
+    """Ledger rows as the table keeps them (bytes): engagement rows (schedule items, events,
+    costs) as the model's own JSON, the rest as JSON documents. JSON documents of model dumps (a
+    table written by an earlier version, rows handed over in a bundle) are read too."""
 
     uncached = ()
 
-    def encode(self, key: str, value: Any) -> Any:
-        return Ledger.persisted(value)
+    def encode(self, key: str, value: Any) -> bytes:
+        if hasattr(value, "model_dump_json"):
+            return MODEL_FORMAT + value.model_dump_json().encode()
+        return json.dumps(value).encode()
 
     def decode(self, key: str, doc: Any) -> Any:
-        head, _, rest = key.partition(SEP)
-        if rest and head.startswith("eng:"):
-            part = rest.partition(SEP)[0]
-            if part in PARTS:
-                return PARTS[part].model_validate(doc)
-        return doc
+        model = _model_of(key)
+        if isinstance(doc, bytes) and doc[:1] == MODEL_FORMAT:
+            return model.model_validate_json(doc[1:])
+        if isinstance(doc, (bytes, str)):
+            doc = json.loads(doc)
+        return model.model_validate(doc) if model is not None else doc
+
+
+def _model_of(key: str) -> Any:
+    """The model of an engagement row's key (``eng:<c>|event|<id>``: ``BillingEvent``), else None."""
+    head, _, rest = key.partition(SEP)
+    if rest and head.startswith("eng:"):
+        return PARTS.get(rest.partition(SEP)[0])
+    return None
 
 
 class StoredItems(Mapping):
@@ -89,11 +104,14 @@ class Ledger:
         head = self.store.get(f"eng:{contract}")
         outputs = EngagementOutputs(contract=_contract(head))
         found = head is not None
-        for key, row in self.store.scan(f"eng:{contract}{SEP}"):
-            found = True
-            part, _, item = key.split(SEP, 1)[1].partition(SEP)
-            if part in FIELD_OF_PART:
-                getattr(outputs, FIELD_OF_PART[part])[item] = row
+        for part, attr in FIELD_OF_PART.items():
+            prefix = f"eng:{contract}{SEP}{part}{SEP}"
+            items = getattr(outputs, attr)
+            for key, row in self.store.scan(prefix):
+                items[key[len(prefix):]] = row
+            found = found or bool(items)
+        if not found:  # an engagement of linked rows only is still one the ledger has
+            found = next(iter(self.store.scan(f"eng:{contract}{SEP}linked{SEP}")), None) is not None
         return outputs if found else None
 
     def stored(self, contract: str) -> StoredOutputs | None:
@@ -114,8 +132,12 @@ class Ledger:
         return self.store.get(key) is not None
 
     def linked(self, contract: str, refs: Iterable[str]) -> set[str]:
-        """Those of ``refs`` already published with the engagement's contract number."""
+        """Those of ``refs`` already published with the engagement's contract number (read one at
+        a time, or all at once for the many refs of a full derivation)."""
         head = f"eng:{contract}{SEP}linked{SEP}"
+        refs = set(refs)
+        if len(refs) > 64:
+            return refs & {key[len(head):] for key, _ in self.store.scan(head)}
         return {ref for ref in refs if self.store.get(head + ref) is not None}
 
     def holds(self, key: str) -> bool:

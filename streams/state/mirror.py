@@ -8,6 +8,7 @@ read on demand. The mirror itself does no I/O.
 """
 from __future__ import annotations
 
+import json
 import zlib
 from collections import OrderedDict
 from contextlib import contextmanager
@@ -97,20 +98,39 @@ class MirrorRow(NamedTuple):
                 "row": self.model.model_dump(mode="json") if self.model is not None else None}
 
 
+ROW_FORMAT = b"\x01"  # a row: the format byte, table id, 0x1F, position, 0x1F, the model's JSON
+
+
 class MirrorCodec:
-    """The mirror's store entries as the durable table keeps them: rows as ``MirrorRow.persisted``,
-    index entries and the index version as they are."""
+    """The mirror's store entries as its table keeps them (bytes): a row as its table id, position
+    and the model's own JSON (pydantic encodes and validates it in one pass, without an
+    intermediate document), an index entry as one byte, the index version as JSON. Documents in
+    the shape ``MirrorRow.persisted`` gives (a table written by an earlier version, JSON) are
+    read too."""
 
     uncached = (INDEX_PREFIX,)  # only ever scanned
 
     def __init__(self, mappings: dict[str, TableMapping] | None = None):
         self.mappings = mappings or all_mappings()
 
-    def encode(self, key: str, value: Any) -> Any:
-        return value.persisted() if isinstance(value, MirrorRow) else value
+    def encode(self, key: str, value: Any) -> bytes:
+        if isinstance(value, MirrorRow):
+            body = value.model.model_dump_json().encode() if value.model is not None else b""
+            return b"%s%s\x1f%d\x1f%s" % (ROW_FORMAT, value.table_id.encode(), value.position, body)
+        if key.startswith(INDEX_PREFIX):
+            return b"1"
+        return json.dumps(value).encode()
 
     def decode(self, key: str, doc: Any) -> Any:
-        if key.startswith((INDEX_PREFIX, "meta|")):
+        if isinstance(doc, bytes) and doc[:1] == ROW_FORMAT:
+            table_id, position, body = doc[1:].split(b"\x1f", 2)
+            t = table_id.decode()
+            return MirrorRow(t, int(position), self.mappings[t].model.model_validate_json(body) if body else None)
+        if key.startswith(INDEX_PREFIX):
+            return True
+        if isinstance(doc, (bytes, str)):
+            doc = json.loads(doc)
+        if key.startswith("meta|"):
             return doc
         row = doc.get("row")
         model = self.mappings[doc["t"]].model.model_validate(row) if row is not None else None

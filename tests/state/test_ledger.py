@@ -3,7 +3,8 @@ import json
 from dataclasses import replace
 from datetime import date
 
-from streams.state.ledger import Ledger
+from streams.canonical.models import BillingEvent
+from streams.state.ledger import Ledger, LedgerCodec
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from tests.state.test_processor import ROWS, every_row
@@ -48,3 +49,14 @@ def test_a_row_that_leaves_the_outputs_is_deleted_from_the_ledger():
     ledger.apply({"eng:Q-9": {"contract": None}, "eng:Q-9|linked|psa.project:1": True, "inv:I9": {"x": 1}})
     ledger.apply({"eng:Q-9|linked|psa.project:1": None, "inv:I9": None})
     assert ledger.linked("Q-9", ["psa.project:1"]) == set() and "inv:I9" not in ledger
+
+
+def test_ledger_rows_round_trip_through_the_tables_bytes_and_json_documents_are_still_read():
+    processor, written, _ = run(every_row())
+    codec = LedgerCodec()
+    for key, doc in written.items():
+        row = processor.ledger.store.get(key)
+        assert codec.decode(key, codec.encode(key, row)) == row
+        assert codec.decode(key, doc) == row  # a JSON document, as an earlier version's table keeps it
+        assert codec.decode(key, json.dumps(doc).encode()) == row
+    assert any(isinstance(processor.ledger.store.get(k), BillingEvent) for k in written)

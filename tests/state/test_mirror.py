@@ -1,5 +1,6 @@
 """The mirror dates a row's standing by the source's commit time (``status_since``), and keeps its
 indexes in its store."""
+import json
 from datetime import date, datetime, timedelta, timezone
 
 from streams.capture.envelope import RowChange
@@ -85,3 +86,17 @@ def test_a_table_written_without_index_entries_is_indexed_once_when_opened():
     assert [e.id for e in opened.find("psa.expense_line", "by_project", 7)] == [4]
     assert opened.find("crm.quote", "by_number", "Q-1") == [written.get("crm.quote", 1)]
     assert opened.ensure_indexes() == 0  # indexed already
+
+
+def test_a_row_round_trips_through_the_tables_bytes_and_a_table_of_json_documents_is_still_read():
+    mirror = SourceMirror()
+    mirror.apply(change("quote", QUOTE, 10, T, op="c"))
+    held = mirror.store.get("crm.quote:1")
+    codec = MirrorCodec()
+    assert codec.decode("crm.quote:1", codec.encode("crm.quote:1", held)) == held
+    gone = held._replace(model=None)
+    assert codec.decode("crm.quote:1", codec.encode("crm.quote:1", gone)) == gone
+    legacy = held.persisted()  # what an earlier version's table keeps: a JSON document
+    assert codec.decode("crm.quote:1", legacy) == held
+    assert codec.decode("crm.quote:1", json.dumps(legacy).encode()) == held
+    assert codec.decode("ix|crm.quote|by_number|Q-1|crm.quote:1", codec.encode("ix|crm.quote|by_number|Q-1|crm.quote:1", True)) is True
