@@ -102,11 +102,15 @@ def load(args) -> dict:
     base = rss_bytes()
     started, cpu0 = time.perf_counter(), time.process_time()
     changes = written = 0
+    curve = []  # (changes applied, RSS MB): does memory grow with the rows held, or level off?
     for batch in batches(args):
         result = processor.process(batch)
         processor.commit(result)
         changes += len(batch)
         written += len(result.erp)
+        if changes // 100_000 > len(curve):
+            curve.append((changes, round(rss_bytes() / 2**20)))
+            print(f"  {changes:>9,} changes: RSS {curve[-1][1]} MB", flush=True)
     elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
     rows = args.engagements * (6 + args.entries) + (6 + args.long if args.long else 0) + 1
     after = rss_bytes()
@@ -115,7 +119,7 @@ def load(args) -> dict:
     out = {"changes": changes, "erp_rows": written, "seconds": round(elapsed, 1), "changes_per_s": round(changes / elapsed),
            "cpu_us_per_change": round(cpu / changes * 1e6), "rows_held": rows, "rss_base_mb": round(base / 2**20),
            "rss_after_mb": round(after / 2**20), "rss_bytes_per_row": round((after - base) / rows),
-           "disk_mb": round(sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20)}
+           "rss_curve_mb": curve, "disk_mb": round(sum(f.stat().st_size for f in directory.rglob("*") if f.is_file()) / 2**20)}
     print(f"load: {changes:,} changes -> {written:,} ERP rows in {elapsed:.1f}s = {changes / elapsed:,.0f} changes/s, "
           f"{out['cpu_us_per_change']} us CPU per change; RSS {out['rss_base_mb']} MB -> {out['rss_after_mb']} MB "
           f"with {rows:,} source rows held = {out['rss_bytes_per_row']} B per row; {out['disk_mb']} MB on disk")

@@ -16,7 +16,7 @@ from typing import Any, Iterable, MutableMapping
 from streams.agents import metrics
 from streams.agents.table_entry import put_or_remove
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, decode
-from streams.capture.mapping import all_mappings
+from streams.capture.tables import all_mappings
 from streams.capture.transactions import TransactionBuffer
 
 log = logging.getLogger(__name__)

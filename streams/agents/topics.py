@@ -5,7 +5,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
 from streams.canonical.avro import EVENT_TYPES, topic_of
-from streams.capture.mapping import all_mappings
+from streams.capture.tables import all_mappings
 from streams.config import SOURCE_DATABASES, Settings
 
 DEAD_LETTER = "q2c.dead-letter"

@@ -1,4 +1,6 @@
-"""What every captured table maps to: its canonical model and its primary key."""
+"""How a captured table maps to the canonical world: its model, its event type (the canonical
+topic and the warehouse table) and its primary key. The tables themselves are listed once, in
+``streams.capture.tables``."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,16 +10,7 @@ from typing import Any, Callable
 from pydantic import ValidationError
 
 from streams.canonical.models import Canonical
-from streams.capture.envelope import EPOCH, RowChange
-
-
-EVENT_TYPE_OF_TABLE = {
-    "crm.account": "client", "crm.quote": "quote", "crm.quote_line": "quote_line",
-    "psa.resource": "resource", "psa.project": "project", "psa.milestone": "billing_milestone",
-    "psa.assignment": "assignment", "psa.timesheet_entry": "time_entry", "psa.expense_line": "expense_item",
-    "finance.ar_customer": "customer", "finance.gl_period": "fiscal_period", "finance.gl_tax_rate": "tax_rate",
-    "finance.ar_invoice_hdr": "invoice", "finance.ar_invoice_line": "invoice_line", "finance.ar_receipt": "payment",
-}
+from streams.capture.envelope import EPOCH
 
 
 def source_updated_at(row: dict[str, Any]) -> dict[str, Any]:
@@ -36,8 +29,9 @@ class InvalidRow(ValueError):
 @dataclass(frozen=True)
 class TableMapping:
     table_id: str                   # 'psa.timesheet_entry'
+    event_type: str                 # 'time_entry': its canonical topic and warehouse table
     model: type[Canonical]
-    key: tuple[str, ...]
+    key: tuple[str, ...]            # the primary key: of the source row, of the model, of the warehouse table
     normalise: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row
     date_keys: tuple[str, ...] = ()  # key columns that are dates (keys arrive without a schema)
 
@@ -66,13 +60,3 @@ class TableMapping:
                 f"{'.'.join(map(str, e['loc']))}: {e['msg']} (got {e.get('input')!r})" for e in exc.errors()
             )
             raise InvalidRow(f"{self.table_id} row does not fit {self.model.__name__}: {problems}") from exc
-
-
-def mapping_for(change: RowChange) -> TableMapping | None:
-    return all_mappings().get(change.table_id)
-
-
-def all_mappings() -> dict[str, TableMapping]:
-    from streams.capture import crm, finance, psa
-
-    return {**crm.TABLES, **psa.TABLES, **finance.TABLES}

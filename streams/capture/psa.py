@@ -5,11 +5,11 @@ from streams.capture.mapping import TableMapping, source_updated_at
 TABLES = {
     m.table_id: m
     for m in (
-        TableMapping("psa.resource", Resource, ("id",)),
-        TableMapping("psa.project", Project, ("id",)),
-        TableMapping("psa.milestone", BillingMilestone, ("id",)),
-        TableMapping("psa.assignment", Assignment, ("id",)),
-        TableMapping("psa.timesheet_entry", TimeEntry, ("id",)),
-        TableMapping("psa.expense_line", ExpenseItem, ("id",), source_updated_at),
+        TableMapping("psa.resource", "resource", Resource, ("id",)),
+        TableMapping("psa.project", "project", Project, ("id",)),
+        TableMapping("psa.milestone", "billing_milestone", BillingMilestone, ("id",)),
+        TableMapping("psa.assignment", "assignment", Assignment, ("id",)),
+        TableMapping("psa.timesheet_entry", "time_entry", TimeEntry, ("id",)),
+        TableMapping("psa.expense_line", "expense_item", ExpenseItem, ("id",), source_updated_at),
     )
 }

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import dict_row
 
 from streams.capture.envelope import RowChange
-from streams.capture.mapping import all_mappings
+from streams.capture.tables import all_mappings
 from streams.config import Settings
 from streams.canonical.models import Quote
 from streams.rules import contract_life

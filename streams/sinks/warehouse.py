@@ -17,15 +17,14 @@ from typing import Any, get_args, get_origin
 import psycopg
 
 from streams.canonical.avro import EVENT_TYPES
+from streams.capture.tables import TABLES
 from streams.sinks.upsert import upsert
 
 VIEWS = Path(__file__).with_name("warehouse_views.sql")
 
+# the warehouse table of each event type and its key: a source row's is its table's primary key
 KEYS: dict[str, tuple[str, ...]] = {
-    "client": ("id",), "quote": ("id",), "quote_line": ("id",), "resource": ("id",), "project": ("id",),
-    "billing_milestone": ("id",), "assignment": ("id",), "time_entry": ("id",), "expense_item": ("id",),
-    "customer": ("cust_no",), "fiscal_period": ("period_cd",), "tax_rate": ("tax_cd", "country_cd", "valid_from"),
-    "invoice": ("inv_no",), "invoice_line": ("inv_no", "line_no"), "payment": ("rcpt_no",),
+    **{m.event_type: m.key for m in TABLES.values()},
     "contract": ("contract_number",), "schedule_item": ("contract_number", "schedule_key"),
     "billing_event": ("billing_event_id",), "project_cost": ("cost_event_id",), "receivable": ("invoice_number",),
 }

@@ -19,7 +19,8 @@ from streams.canonical.models import (
     Canonical, Client, Invoice, Project, Quote,
 )
 from streams.capture.envelope import UNAVAILABLE, RowChange
-from streams.capture.mapping import TableMapping, all_mappings
+from streams.capture.mapping import TableMapping
+from streams.capture.tables import all_mappings
 from streams.state.store import MemoryStore, Store
 
 

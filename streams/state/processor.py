@@ -19,7 +19,8 @@ from typing import Any, Callable
 
 from streams.canonical.models import Canonical
 from streams.capture.envelope import RowChange
-from streams.capture.mapping import EVENT_TYPE_OF_TABLE, InvalidRow
+from streams.capture.mapping import InvalidRow
+from streams.capture.tables import EVENT_TYPE_OF_TABLE
 from streams.rules.engagement import (
     Candidate, EngagementOutputs, EngagementView, ProjectProvision, Terms, assemble, assignments_by_resource,
     billing_event, derive, derive_head, derive_rows, expense_candidate, project_cost, reversed_cost, settle,

@@ -6,7 +6,8 @@ import pytest
 from hypothesis import given, strategies as st
 
 from streams.capture.envelope import UNAVAILABLE, UndecodableEvent, decode
-from streams.capture.mapping import InvalidRow, mapping_for
+from streams.capture.mapping import InvalidRow
+from streams.capture.tables import mapping_for
 from streams.state.mirror import SourceMirror
 
 
