@@ -17,7 +17,6 @@ from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
 from streams.agents.outputs import produce_canonical, write_sinks
-from streams.agents.table_entry import put_or_remove
 from streams.agents.table_rows import table_rows
 from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
@@ -26,6 +25,7 @@ from streams.config import Settings
 from streams.operations.kafka_io import committed_offsets
 from streams.state.ledger import Ledger, LedgerCodec
 from streams.state.mirror import MirrorCodec, SourceMirror
+from streams.state.store import PlainCodec
 from streams.state.processor import BatchResult, Processor
 from streams.state.routing import RouteBook, engagement_partition
 
@@ -63,11 +63,9 @@ class CapturePipeline(BatchHandler):
         cache = self.s.state_cache_rows
         self.mirror = SourceMirror(store=table_rows(self.mirror_table, MirrorCodec(), cache))
         ledger = Ledger(table_rows(self.ledger_table, LedgerCodec(), cache))
-        self.processor = Processor(self.mirror, ledger, routes=self.processor.routes)
+        routes = RouteBook(table_rows(self.routes_table, PlainCodec(), cache)) if self.routes_table is not None else None
+        self.processor = Processor(self.mirror, ledger, routes=routes)
         indexed = self.mirror.ensure_indexes()  # a table written before its indexes were kept in it
-        if self.routes_table is not None:
-            for key, position in self.routes_table.items():
-                self.processor.routes.load(key, position)
         self.ready_to_apply = self.transactions.restore(time.monotonic())
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
@@ -184,9 +182,7 @@ class CapturePipeline(BatchHandler):
         letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(write_sinks, self, result)
-        for key, position in result.route_writes.items():
-            put_or_remove(self.routes_table, key, position)
-        self.processor.commit(result)  # the ledger rows, into their table
+        self.processor.commit(result)  # the ledger rows and what was routed, into their tables
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)

@@ -140,7 +140,7 @@ class Processor:
             self.engagement(contract, result, applied)
             return
         # an engagement this ledger derived before scaling out goes with what was written for it
-        handed_over = self.ledger.rows_of(contract) if contract not in self.routes.sent else {}
+        handed_over = self.ledger.rows_of(contract) if self.routes.sent(contract) is None else {}
         parts, writes = self.routes.route(self.mirror, contract, whole=whole, ledger=handed_over, applied=applied)
         result.bundles.extend(parts)
         result.route_writes.update(writes)

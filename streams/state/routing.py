@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import json
 import zlib
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterator
 
 from streams.state.mirror import Applied, SourceMirror
+from streams.state.store import MemoryStore, Store
 from streams.state.views import engagement_view
 
 ROWS_PER_PART = 200
@@ -57,12 +59,38 @@ class BundlePart:
         return cls(key.decode(), doc["rows"], doc["reset"], doc["last"], doc.get("ledger") or {})
 
 
-class RouteBook:
-    """What each engagement's partition was sent: contract -> {ref: position of the row sent}.
-    Persisted one entry per (contract, ref): ``<contract>|<ref>`` -> position."""
+class SentRows(Mapping):
+    """ref -> position of the row last shipped, of one engagement, read from the store one ref
+    at a time (all of them only when its whole view is shipped)."""
 
-    def __init__(self) -> None:
-        self.sent: dict[str, dict[str, int]] = {}
+    def __init__(self, store: Store, contract: str):
+        self.store, self.prefix = store, f"{contract}{SEP}"
+
+    def __getitem__(self, ref: str) -> int:
+        position = self.store.get(self.prefix + ref)
+        if position is None:
+            raise KeyError(ref)
+        return position
+
+    def __iter__(self) -> Iterator[str]:
+        return (key[len(self.prefix):] for key, _ in self.store.scan(self.prefix))
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self.store.scan(self.prefix))
+
+
+class RouteBook:
+    """What each engagement's partition was sent, one store entry per (contract, ref):
+    ``<contract>|<ref>`` -> position of the row shipped (on the worker: the table ``q2c-routes``,
+    read on demand)."""
+
+    def __init__(self, store: Store | None = None) -> None:
+        self.store: Store = store if store is not None else MemoryStore()
+
+    def sent(self, contract: str) -> SentRows | None:
+        """What the engagement's copy was sent; None before its first bundle."""
+        rows = SentRows(self.store, contract)
+        return rows if next(iter(rows), None) is not None else None
 
     def route(self, mirror: SourceMirror, contract: str, whole: bool = False,
               ledger: dict[str, Any] | None = None,
@@ -72,7 +100,7 @@ class RouteBook:
         the copy drop what it holds besides (the first shipment, a replay); ``ledger`` rows are
         handed over with them. ``applied``: the changes that touched the engagement, when only
         they (and the engagement-wide rows) can have changed what its copy must hold."""
-        before = self.sent.get(contract)
+        before = self.sent(contract)
         if not whole and before is not None and applied is not None:
             found = self._changed_rows(mirror, contract, before, applied)
             if found is not None:
@@ -105,7 +133,7 @@ class RouteBook:
                 for i, chunk in enumerate(chunks)]
 
     @staticmethod
-    def _changed_rows(mirror: SourceMirror, contract: str, before: dict[str, int], applied: list[Applied]
+    def _changed_rows(mirror: SourceMirror, contract: str, before: Mapping[str, int], applied: list[Applied]
                       ) -> tuple[dict[str, dict | None], dict[str, int | None]] | None:
         """The rows to ship when only ``applied`` and the engagement-wide rows can have changed
         (the engagement-wide part of its view is recorded again; the rest is what the changes
@@ -138,16 +166,12 @@ class RouteBook:
         return rows, {f"{contract}{SEP}{ref}": (mirror.position(ref) if doc is not None else None) for ref, doc in rows.items()}
 
     def apply(self, writes: dict[str, int | None]) -> None:
-        """Record entries of parts that were sent."""
+        """Record entries of parts that were sent (None: the row left the copy)."""
         for key, position in writes.items():
-            self.load(key, position)
-
-    def load(self, key: str, position: int | None) -> None:
-        contract, _, ref = key.partition(SEP)
-        if position is None:
-            self.sent.get(contract, {}).pop(ref, None)
-        else:
-            self.sent.setdefault(contract, {})[ref] = position
+            if position is None:
+                self.store.delete(key)
+            else:
+                self.store.put(key, position)
 
 
 class EngagementCopies:

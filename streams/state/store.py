@@ -69,6 +69,18 @@ class Codec(Protocol):
     def decode(self, key: str, doc: Any) -> Any: ...
 
 
+class PlainCodec:
+    """Values that are documents already (numbers, JSON-safe dicts)."""
+
+    uncached: tuple[str, ...] = ()
+
+    def encode(self, key: str, value: Any) -> Any:
+        return value
+
+    def decode(self, key: str, doc: Any) -> Any:
+        return doc
+
+
 class Backend(Protocol):
     """Documents by key, with prefix scans in key order (a Faust table on RocksDB)."""
 

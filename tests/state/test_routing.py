@@ -8,6 +8,8 @@ from streams.state.engagement_stage import EngagementStage
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from streams.state.routing import ROWS_PER_PART, BundlePart, EngagementCopies, RouteBook, engagement_partition
+from streams.state.store import CachedStore, PlainCodec
+from streams.testing import JsonTable
 from tests.state.test_processor import ROWS, change, every_row, outcome
 
 TODAY = lambda: date(2026, 6, 1)  # noqa: E731
@@ -17,7 +19,8 @@ class TwoStages:
     """A router and the deriving side, joined by an in-memory ``q2c.changes.by-engagement``."""
 
     def __init__(self, partitions: int = 3):
-        self.router = Processor(SourceMirror(), today=TODAY, routes=RouteBook())
+        # what was routed read on demand through a cache of five entries, as the worker reads q2c-routes
+        self.router = Processor(SourceMirror(), today=TODAY, routes=RouteBook(CachedStore(JsonTable(), PlainCodec(), size=5)))
         self.stage = EngagementStage(today=TODAY)
         self.topic: dict[int, list[BundlePart]] = {p: [] for p in range(partitions)}
         self.partitions = partitions
