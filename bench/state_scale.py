@@ -133,7 +133,7 @@ def restart(args) -> dict:
     opened = time.perf_counter() - t0
     out: dict = {"open_s": round(opened, 3), "indexed": indexed}
     lsn = 10**12 + time.time_ns() // 1000  # after every change written before, by this run or an earlier one
-    engagements = [("short", 0), ("long", LONG)] if args.long else [("short", 0)]
+    engagements = ([("short", 0)] if args.engagements else []) + ([("long", LONG)] if args.long else [])
     for round_ in ("cold", "warm"):
         for name, e in engagements:
             lsn += 1
@@ -166,7 +166,7 @@ def main() -> None:
         return
     args.dir = args.dir or tempfile.mkdtemp(prefix="q2c-bench-state-")
     results = {"load": load(args)}
-    cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--entries", str(args.entries),
+    cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--engagements", str(args.engagements), "--entries", str(args.entries),
            "--long", str(args.long), "--cache-rows", str(args.cache_rows)]
     lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
     print("\n".join(line for line in lines if not line.startswith("RESULT ")))

@@ -131,12 +131,13 @@ class Ledger:
     def __contains__(self, key: str) -> bool:
         return self.store.get(key) is not None
 
-    def linked(self, contract: str, refs: Iterable[str]) -> set[str]:
-        """Those of ``refs`` already published with the engagement's contract number (read one at
-        a time, or all at once for the many refs of a full derivation)."""
+    def linked(self, contract: str, refs: Iterable[str], every: bool = False) -> set[str]:
+        """Those of ``refs`` already published with the engagement's contract number: read one at a
+        time, or (``every``: ``refs`` are all of the engagement's rows, a full derivation) in one
+        scan of the engagement's markers."""
         head = f"eng:{contract}{SEP}linked{SEP}"
         refs = set(refs)
-        if len(refs) > 64:
+        if every:
             return refs & {key[len(head):] for key, _ in self.store.scan(head)}
         return {ref for ref in refs if self.store.get(head + ref) is not None}
 

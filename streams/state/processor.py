@@ -182,7 +182,7 @@ class Processor:
                     result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
-        linked_before = self.ledger.linked(contract, (ref for ref, _ in linked_rows))
+        linked_before = self.ledger.linked(contract, (ref for ref, _ in linked_rows), every=found is None)
         linked = self._link(contract, linked_rows, linked_before, result)
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
 
