@@ -14,20 +14,27 @@ from streams.state.store import CachedStore, Codec, MemoryStore, Store
 
 
 class TableBackend:
-    """A Faust table kept in ``streams.agents.table_store``: documents by key, prefix scans."""
+    """A Faust table kept in ``streams.agents.table_store``: documents by key, prefix scans.
+    Writes go to the local database and, with the partition the store gives the key, to the
+    changelog (what ``table[key] = doc`` does, without Faust hashing every key again)."""
 
     def __init__(self, table: Any):
         self.table = table
+        self.store = table.data
 
     def get(self, key: str) -> Any | None:
-        return self.table.data.get(key)
+        return self.store.get(key)
 
     def put(self, key: str, doc: Any) -> None:
-        self.table[key] = doc
+        self.store[key] = doc
+        encoded, partition = self.store.placement(key)
+        self.table.send_changelog(partition, encoded, doc, key_serializer="raw")
 
     def delete(self, key: str) -> None:
-        if key in self.table.data:  # a missing key would cost a needless tombstone in the changelog
-            del self.table[key]
+        if key in self.store:  # a missing key would cost a needless tombstone in the changelog
+            del self.store[key]
+            encoded, partition = self.store.placement(key)
+            self.table.send_changelog(partition, encoded, None, key_serializer="raw", value_serializer="raw")
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         return self.table.data.scan(prefix)
@@ -55,6 +62,6 @@ class HeapTable(MemoryStore):
 
 def table_rows(table: Any, codec: Codec, cache_rows: int) -> Store:
     """The store of one table: on demand when its store scans by prefix, else on the heap."""
-    if hasattr(table.data, "scan"):
+    if hasattr(table.data, "scan") and hasattr(table.data, "placement"):
         return CachedStore(TableBackend(table), codec, cache_rows)
     return HeapTable(table, codec)

@@ -25,6 +25,7 @@ persisted offsets, iteration over the active partitions) is Faust's. Registered 
 from __future__ import annotations
 
 import heapq
+import json
 from typing import Any, Callable, Iterator, Optional
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -42,6 +43,7 @@ OPTIONS = {
 }
 
 PARTITION_OF = "partition_of"
+PARTITION_CACHE = 100_000  # keys whose partition is remembered
 
 
 def table_options(partition_of: Callable[[Any], int] | None = None) -> dict[str, Any]:
@@ -58,13 +60,34 @@ class Store(rocksdb.Store):
         options = dict(options or OPTIONS)
         self._partition_of: Callable[[Any], int] | None = options.pop(PARTITION_OF, None)
         self._partitioner = DefaultPartitioner()
+        self._partitions: dict[bytes, int] = {}
         super().__init__(url, app, table, options=options, **kwargs)
+        self._all: list[int] = []  # the table's partitions, known once its topic is
 
     def _partition(self, key: bytes) -> int:
-        if self._partition_of is not None:
-            return self._partition_of(self._decode_key(key))
-        partitions = list(range(self.table.partitions or self.app.conf.topic_partitions))
-        return self._partitioner(key, partitions, partitions)
+        partition = self._partitions.get(key)
+        if partition is None:
+            if self._partition_of is not None:
+                partition = self._partition_of(self._decode_key(key))
+            else:
+                if not self._all:
+                    self._all = list(range(self.table.partitions or self.app.conf.topic_partitions))
+                # murmur2 in Python costs a few microseconds a key, and the same keys come back often
+                partition = 0 if len(self._all) == 1 else self._partitioner(key, self._all, self._all)
+            if len(self._partitions) >= PARTITION_CACHE:
+                self._partitions.clear()
+            self._partitions[key] = partition
+        return partition
+
+    def placement(self, key: Any) -> tuple[bytes, int]:
+        """A table key as its changelog record and local database keep it, and its partition."""
+        encoded = self._encode_key(key)
+        return encoded, self._partition(encoded)
+
+    def _encode_key(self, key: Any) -> bytes:
+        if type(key) is str and self.table.key_serializer == "json":
+            return json.dumps(key).encode()  # what Faust's JSON codec writes for a string, without its set-up per call
+        return super()._encode_key(key)
 
     def _set(self, key: bytes, value: Optional[bytes]) -> None:
         partition = self._partition(key)

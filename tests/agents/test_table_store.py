@@ -63,6 +63,13 @@ def test_a_scan_reads_a_key_prefix_in_order_across_the_partitions_databases(tmp_
     assert len(list(store.scan("eng:"))) == len(KEYS) + 3 and list(store.scan("nothing")) == []
 
 
+def test_a_string_key_is_encoded_as_fausts_json_codec_encodes_it(tmp_path):
+    store = _table(tmp_path).data
+    for key in KEYS[:3] + ['ix|q"uote|caf\u00e9 \\ \u2603|crm.quote:1', "tab\there", ""]:
+        assert store._encode_key(key) == store.app.serializers.dumps_key(None, key, serializer="json")
+        assert store._decode_key(store._encode_key(key)) == key
+
+
 def test_a_table_partitioned_by_the_sync_keeps_each_key_where_the_sync_sends_its_record(tmp_path):
     store = _table(tmp_path, "e", 3, partition_of=lambda key: int(key.split("-")[1].split("|")[0]) % 3).data
     for key in KEYS:
