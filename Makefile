@@ -61,7 +61,7 @@ bench: install bench-tools
 
 # A firm's history (COPY into the sources), caught up, then live approvals with a kill -9.
 bench-history: install bench-tools
-	$(BIN)/python -m bench.history
+	$(BIN)/python -m bench.history --rebuild
 
 # The mirror and the ledger on RocksDB at a million source rows, without Kafka: memory and restart.
 bench-state: install bench-tools

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import statistics
 import tempfile
 import threading
@@ -109,9 +110,11 @@ def _wait(what: str, check, timeout: float, every: float = 1.0) -> float:
 LIVE_IDS = 9_000_000_000  # live entries' ids, far above the history's (n * 1,000,000 + t)
 
 
-def live(settings, stack, n: int, rate: float, seconds: float, kill_at: float | None, run: int) -> dict:
+def live(settings, stack, n: int, rate: float, seconds: float, kill_at: float | None, run: int,
+         wipe: bool = False) -> dict:
     """Approve time entries of engagement ``n`` at ``rate`` per second for ``seconds``; with
-    ``kill_at``, ``kill -9`` the worker that many seconds in and start it again. Returns the
+    ``kill_at``, ``kill -9`` the worker that many seconds in and start it again (``wipe``: with its
+    local state deleted first, as on a new host: it rebuilds from the changelogs). Returns the
     commit → ERP latencies and, with a kill, how long after the restart a new entry reached the ERP."""
     from streams.stack.process import StackError, kill_hard
 
@@ -134,6 +137,8 @@ def live(settings, stack, n: int, rate: float, seconds: float, kill_at: float | 
         time.sleep(kill_at)
         kill_hard(stack.worker.pidfile)
         time.sleep(2)  # its ports are released
+        if wipe:
+            shutil.rmtree(settings.home_dir / "faust")
         restarted = time.monotonic()
         try:
             stack.worker.start()
@@ -171,6 +176,7 @@ def main() -> None:
     parser.add_argument("--chunk", type=int, default=2000, help="rows per source transaction")
     parser.add_argument("--live-rate", type=float, default=100.0)
     parser.add_argument("--live-seconds", type=float, default=60.0)
+    parser.add_argument("--rebuild", action="store_true", help="then kill -9 again with the local state deleted")
     args = parser.parse_args()
 
     from streams.config import Settings
@@ -210,6 +216,12 @@ def main() -> None:
         print(f"kill -9 halfway: a new entry in the ERP {killed['restart_to_erp_s']:.1f}s after the restart; "
               f"commit -> ERP p50 {killed['p50_ms']:,.0f} ms, p99 {killed['p99_ms']:,.0f} ms; "
               f"worker RSS after {rss_mb(stack.worker.pidfile):,.0f} MB")
+        if args.rebuild:
+            lost = live(s, stack, long_n if args.long else base, args.live_rate, args.live_seconds, args.live_seconds / 2,
+                        run=3, wipe=True)
+            print(f"kill -9 and local state deleted (a new host): a new entry in the ERP {lost['restart_to_erp_s']:.1f}s "
+                  f"after the restart, rebuilt from the changelogs; commit -> ERP p50 {lost['p50_ms']:,.0f} ms, "
+                  f"p99 {lost['p99_ms']:,.0f} ms; worker RSS after {rss_mb(stack.worker.pidfile):,.0f} MB")
     finally:
         stack.down()
 
