@@ -59,8 +59,9 @@ class MemoryStore:
 
 
 class Codec(Protocol):
-    """How the values of one store are kept in its backend (JSON-safe documents). ``uncached``:
-    key prefixes whose entries are only ever scanned (index entries), kept out of the cache."""
+    """How the values of one store are kept in its backend (bytes, or JSON-safe documents).
+    ``uncached``: key prefixes whose entries are only ever scanned (index entries), kept out of
+    the cache."""
 
     uncached: tuple[str, ...]
 
@@ -82,7 +83,7 @@ class PlainCodec:
 
 
 class Backend(Protocol):
-    """Documents by key, with prefix scans in key order (a Faust table on RocksDB)."""
+    """What a codec wrote, by key, with prefix scans in key order (a Faust table on RocksDB)."""
 
     def get(self, key: str) -> Any | None: ...
 
