@@ -185,6 +185,7 @@ class SourceMirror:
         self.store: Store = store if store is not None else MemoryStore()
         self._found = RefLists()
         self._reads: set[str] | None = None  # while ``recording``: the refs of every row read
+        self._lookups: set[str] | None = None  # and what was looked for: prefixes scanned, refs missed
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -287,12 +288,16 @@ class SourceMirror:
         row = self.row(ref)
         if self._reads is not None and row is not None:
             self._reads.add(ref)
+        elif self._lookups is not None and row is None:
+            self._lookups.add(ref)
         return row
 
     def find(self, table_id: str, index: str, value: Any) -> list[Any]:
         if value is None:
             return []
         prefix = index_key(table_id, index, value)
+        if self._lookups is not None:
+            self._lookups.add(prefix)
         refs = self._found.get(prefix)
         if refs is None:
             refs = tuple(sorted(key[len(prefix):] for key, _ in self.store.scan(prefix)))
@@ -301,6 +306,8 @@ class SourceMirror:
 
     def all(self, table_id: str) -> list[Any]:
         prefix = f"{table_id}:"
+        if self._lookups is not None:
+            self._lookups.add(prefix)
         refs = self._found.get(prefix)
         if refs is None:
             refs = tuple(sorted(ref for ref, held in self.store.scan(prefix) if held.model is not None))
@@ -318,14 +325,16 @@ class SourceMirror:
         return found
 
     @contextmanager
-    def recording(self) -> Iterator[set[str]]:
+    def recording(self, lookups: set[str] | None = None) -> Iterator[set[str]]:
         """Collect the ref of every row read through ``get``, ``find`` and ``all`` meanwhile:
-        a mirror holding only those rows answers the same reads the same way."""
-        self._reads = reads = set()
+        a mirror holding only those rows answers the same reads the same way. ``lookups`` also
+        collects what the reads asked for: each prefix scanned (an index value, a table) and each
+        ref asked for and not there: a row that arrives under one of them is read next time."""
+        self._reads, self._lookups = (reads := set()), lookups
         try:
             yield reads
         finally:
-            self._reads = None
+            self._reads = self._lookups = None
 
     # --- engagement identity -------------------------------------------------------------------
 
@@ -436,6 +445,8 @@ class SourceMirror:
                 invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_customer", model.cust_no))
             elif t in ("finance.ar_invoice_hdr", "finance.ar_invoice_line", "finance.ar_receipt"):
                 invoices.add(model.inv_no)
+                if t == "finance.ar_invoice_line":  # the event a line named before it was changed, too
+                    engagements.add(contract_of_event_ref(model.src_ref) or "")
         for inv_no in list(invoices):
             invoice = self.get("finance.ar_invoice_hdr", inv_no)
             engagements.add(self.contract_of_invoice(invoice) or "")

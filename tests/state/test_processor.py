@@ -75,3 +75,15 @@ def test_the_reference_order_bills_the_event_and_matches_the_invoice():
 def test_any_order_of_arrival_gives_the_same_rows(order, batch_size):
     rows = every_row()
     assert outcome([rows[i] for i in order], batch_size) == outcome(list(rows), 100)
+
+
+def test_an_invoice_line_pointed_at_another_event_re_derives_the_engagement_it_named_before():
+    rows = list(every_row())
+    line = rows[-1]
+    moved = RowChange(line.source, line.schema, line.table, "u", line.key, {**line.row, "src_ref": "MS:Q-2:M1"}, 40, None)
+    processor = Processor(SourceMirror(), today=lambda: date(2026, 6, 1))
+    processor.commit(processor.process(rows))
+    result = processor.process([moved])
+    processor.commit(result)
+    assert any(e.event_type == "billing_event" for e in result.canonical)  # Q-1 was derived again
+    assert processor.ledger.snapshot() == outcome(rows[:-1] + [moved], 100)  # as if the line had always named Q-2
