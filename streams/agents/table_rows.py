@@ -37,7 +37,7 @@ class TableBackend:
             self.table.send_changelog(partition, encoded, None, key_serializer="raw", value_serializer="raw")
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
-        return self.table.data.scan(prefix)
+        return self.store.scan(prefix)
 
 
 class HeapTable(MemoryStore):

@@ -13,13 +13,12 @@ Keys: ``eng:<contract>`` (the contract), ``eng:<contract>|schedule|<key>``,
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 from streams.canonical.models import BillingEvent, Contract, ProjectCost, ScheduleItem
 from streams.rules.engagement import EngagementOutputs
-from streams.state.store import MemoryStore, Store
+from streams.state.store import MemoryStore, PrefixView, Store
 
 SEP = "|"
 PARTS = {"schedule": ScheduleItem, "event": BillingEvent, "cost": ProjectCost}
@@ -62,34 +61,14 @@ def _model_of(key: str) -> Any:
     return None
 
 
-class StoredItems(Mapping):
-    """One part (schedule, events or costs) of an engagement's ledger, read from the store one
-    item at a time: what the incremental derivation asks of the rows it touches."""
-
-    def __init__(self, store: Store, prefix: str):
-        self.store, self.prefix = store, prefix
-
-    def __getitem__(self, key: str) -> Any:
-        row = self.store.get(self.prefix + key)
-        if row is None:
-            raise KeyError(key)
-        return row
-
-    def __iter__(self) -> Iterator[str]:
-        return (key[len(self.prefix):] for key, _ in self.store.scan(self.prefix))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.store.scan(self.prefix))
-
-
 @dataclass
 class StoredOutputs:
     """What was written for one engagement, read on demand (``Ledger.stored``); the full
     ``EngagementOutputs`` is ``Ledger.outputs``."""
     contract: Contract | None
     schedule: dict[str, ScheduleItem]
-    events: StoredItems
-    costs: StoredItems
+    events: PrefixView  # event id -> BillingEvent
+    costs: PrefixView  # cost event id -> ProjectCost
     provision: None = None
 
 
@@ -105,10 +84,8 @@ class Ledger:
         outputs = EngagementOutputs(contract=_contract(head))
         found = head is not None
         for part, attr in FIELD_OF_PART.items():
-            prefix = f"eng:{contract}{SEP}{part}{SEP}"
             items = getattr(outputs, attr)
-            for key, row in self.store.scan(prefix):
-                items[key[len(prefix):]] = row
+            items.update(PrefixView(self.store, f"eng:{contract}{SEP}{part}{SEP}").items())
             found = found or bool(items)
         if not found:  # an engagement of linked rows only is still one the ledger has
             found = next(iter(self.store.scan(f"eng:{contract}{SEP}linked{SEP}")), None) is not None
@@ -121,25 +98,25 @@ class Ledger:
         if head is None:
             return None
         prefix = f"eng:{contract}{SEP}"
-        schedule = {key[len(prefix) + len("schedule|"):]: row for key, row in self.store.scan(f"{prefix}schedule{SEP}")}
-        return StoredOutputs(_contract(head), schedule, StoredItems(self.store, f"{prefix}event{SEP}"),
-                             StoredItems(self.store, f"{prefix}cost{SEP}"))
+        schedule = dict(PrefixView(self.store, f"{prefix}schedule{SEP}").items())
+        return StoredOutputs(_contract(head), schedule, PrefixView(self.store, f"{prefix}event{SEP}"),
+                             PrefixView(self.store, f"{prefix}cost{SEP}"))
 
     def doc(self, key: str) -> dict | None:
         return self.store.get(key)
 
     def __contains__(self, key: str) -> bool:
-        return self.store.get(key) is not None
+        return self.holds(key)
 
     def linked(self, contract: str, refs: Iterable[str], every: bool = False) -> set[str]:
         """Those of ``refs`` already published with the engagement's contract number: read one at a
         time, or (``every``: ``refs`` are all of the engagement's rows, a full derivation) in one
         scan of the engagement's markers."""
-        head = f"eng:{contract}{SEP}linked{SEP}"
+        linked = PrefixView(self.store, f"eng:{contract}{SEP}linked{SEP}")
         refs = set(refs)
         if every:
-            return refs & {key[len(head):] for key, _ in self.store.scan(head)}
-        return {ref for ref in refs if self.store.get(head + ref) is not None}
+            return refs & set(linked)
+        return {ref for ref in refs if ref in linked}
 
     def holds(self, key: str) -> bool:
         """Whether the ledger has the row ``key``."""

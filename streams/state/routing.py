@@ -23,10 +23,10 @@ import json
 import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Iterator
+from typing import Any
 
 from streams.state.mirror import Applied, SourceMirror
-from streams.state.store import MemoryStore, Store
+from streams.state.store import MemoryStore, PrefixView, Store
 from streams.state.views import engagement_view
 
 ROWS_PER_PART = 200
@@ -59,26 +59,6 @@ class BundlePart:
         return cls(key.decode(), doc["rows"], doc["reset"], doc["last"], doc.get("ledger") or {})
 
 
-class SentRows(Mapping):
-    """ref -> position of the row last shipped, of one engagement, read from the store one ref
-    at a time (all of them only when its whole view is shipped)."""
-
-    def __init__(self, store: Store, contract: str):
-        self.store, self.prefix = store, f"{contract}{SEP}"
-
-    def __getitem__(self, ref: str) -> int:
-        position = self.store.get(self.prefix + ref)
-        if position is None:
-            raise KeyError(ref)
-        return position
-
-    def __iter__(self) -> Iterator[str]:
-        return (key[len(self.prefix):] for key, _ in self.store.scan(self.prefix))
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self.store.scan(self.prefix))
-
-
 class RouteBook:
     """What each engagement's partition was sent, one store entry per (contract, ref):
     ``<contract>|<ref>`` -> position of the row shipped (on the worker: the table ``q2c-routes``,
@@ -87,9 +67,10 @@ class RouteBook:
     def __init__(self, store: Store | None = None) -> None:
         self.store: Store = store if store is not None else MemoryStore()
 
-    def sent(self, contract: str) -> SentRows | None:
-        """What the engagement's copy was sent; None before its first bundle."""
-        rows = SentRows(self.store, contract)
+    def sent(self, contract: str) -> PrefixView | None:
+        """ref -> position of each row the engagement's copy was sent (read one ref at a time, all
+        of them only when its whole view is shipped); None before its first bundle."""
+        rows = PrefixView(self.store, f"{contract}{SEP}")
         return rows if next(iter(rows), None) is not None else None
 
     def route(self, mirror: SourceMirror, contract: str, whole: bool = False,

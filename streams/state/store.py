@@ -9,6 +9,7 @@ rows on local disk read on demand (``CachedStore`` over the worker's RocksDB tab
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from typing import Any, Iterable, Iterator, Protocol
 
 from sortedcontainers import SortedList
@@ -54,8 +55,29 @@ class MemoryStore:
             found.append((key, self._values[key]))
         return found  # a list: the caller may write while it reads the result
 
+
+
+class PrefixView(Mapping):
+    """The entries of a store under one key prefix, as a mapping of what follows the prefix: one
+    entry read at a time, all of them (in key order) only when iterated."""
+
+    def __init__(self, store: Store, prefix: str):
+        self.store, self.prefix = store, prefix
+
+    def __getitem__(self, key: str) -> Any:
+        value = self.store.get(self.prefix + key)
+        if value is None:
+            raise KeyError(key)
+        return value
+
+    def __iter__(self) -> Iterator[str]:
+        return (key for key, _ in self.items())
+
     def __len__(self) -> int:
-        return len(self._values)
+        return sum(1 for _ in self.store.scan(self.prefix))
+
+    def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]  # one scan, not a read per key
+        return ((key[len(self.prefix):], value) for key, value in self.store.scan(self.prefix))
 
 
 class Codec(Protocol):
