@@ -18,7 +18,7 @@ import socket
 import time
 
 from streams.agents import metrics
-from streams.agents.engagement_pipeline import EngagementPipeline, contract_of_key
+from streams.agents.engagement_pipeline import EngagementPipeline
 from streams.agents.fetch_watch import FetchWatch, watch
 from streams.agents.kafka_transport import App
 from streams.agents.pipeline import CapturePipeline
@@ -29,6 +29,7 @@ from streams.agents.topics import (
 )
 from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import faust_credentials, load
+from streams.state.keys import contract_of
 from streams.state.routing import engagement_partition
 
 settings = load()
@@ -100,7 +101,7 @@ if scaled_out:
                               value_serializer="raw", partitions=settings.engagement_partitions)
     engagement_rows_table, engagement_ledger_table = (
         app.Table(name, default=None, partitions=settings.engagement_partitions,
-                  options=table_options(lambda key: engagement_partition(contract_of_key(key), settings.engagement_partitions)))
+                  options=table_options(lambda key: engagement_partition(contract_of(key), settings.engagement_partitions)))
         for name in (ENGAGEMENT_ROWS, ENGAGEMENT_LEDGER))
     engagements = EngagementPipeline(settings, engagement_rows_table, engagement_ledger_table,
                                      lambda: owned_partitions(BY_ENGAGEMENT))

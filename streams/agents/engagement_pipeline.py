@@ -20,15 +20,10 @@ from streams.agents.outputs import persist_ledger, produce_canonical, write_sink
 from streams.canonical.wire import CanonicalWire
 from streams.config import Settings
 from streams.state.engagement_stage import EngagementStage
-from streams.state.routing import SEP, BundlePart, engagement_partition
+from streams.state.keys import contract_of
+from streams.state.routing import BundlePart, engagement_partition
 
 log = logging.getLogger(__name__)
-
-
-def contract_of_key(key: str) -> str:
-    """The engagement of a copy entry (``<contract>|<ref>``) or a ledger row (``eng:<contract>...``)."""
-    head = key.partition(SEP)[0]
-    return head[len("eng:"):] if head.startswith("eng:") else head
 
 
 class EngagementPipeline(BatchHandler):
@@ -52,10 +47,10 @@ class EngagementPipeline(BatchHandler):
         owned = self.owned_partitions()
         self.stage = EngagementStage()
         for key, doc in self.rows_table.items():
-            if doc is not None and self.partition_of(contract_of_key(key)) in owned:
+            if doc is not None and self.partition_of(contract_of(key)) in owned:
                 self.stage.copies.load(key, doc)
         for key, doc in self.ledger_table.items():
-            if doc is not None and self.partition_of(contract_of_key(key)) in owned:
+            if doc is not None and self.partition_of(contract_of(key)) in owned:
                 self.stage.ledger.load(key, doc)
         self.loaded = True
         metrics.ENGAGEMENT_PARTITIONS.set(len(owned))
@@ -101,7 +96,7 @@ class EngagementPipeline(BatchHandler):
 
     def _put(self, table: Any, key: str, value: Any) -> None:
         """Set (or, None, remove) one entry in its engagement's partition of a Faust table."""
-        partition = self.partition_of(contract_of_key(key))
+        partition = self.partition_of(contract_of(key))
         if value is None:
             if key in table.data:
                 del table.data[key]

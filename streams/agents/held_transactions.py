@@ -18,6 +18,7 @@ from streams.agents.table_entry import put_or_remove
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, decode
 from streams.capture.tables import all_mappings
 from streams.capture.transactions import TransactionBuffer
+from streams.state.keys import ClosedKey, HeldChangeKey, TransactionEndKey
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class HeldRecord:
 
     @property
     def table_key(self) -> str:
-        return f"change/{self.topic}/{self.partition}/{self.offset}"
+        return HeldChangeKey(self.topic, self.partition, self.offset).text
 
     def persisted(self) -> dict:
         text = lambda b: b.decode("utf-8") if b is not None else None  # noqa: E731 - Debezium JSON is UTF-8
@@ -57,14 +58,6 @@ class HeldRecord:
     def restored(cls, doc: dict) -> "HeldRecord":
         raw = lambda t: t.encode("utf-8") if t is not None else None  # noqa: E731
         return cls(doc["topic"], doc["partition"], doc["offset"], raw(doc["key"]), raw(doc["value"]))
-
-
-def _end_key(source: str, tx: str) -> str:
-    return f"end/{source}/{tx}"
-
-
-def _closed_key(seq: int) -> str:
-    return f"closed/{seq:020d}"
 
 
 class HeldTransactions:
@@ -80,14 +73,14 @@ class HeldTransactions:
         """Rebuild the buffer from the table (on start); returns what is complete already."""
         released: list[RowChange] = []
         entries = [(key, doc) for key, doc in self.table.items() if doc is not None]
-        for key, doc in sorted(e for e in entries if e[0].startswith("closed/")):
+        for key, doc in sorted(e for e in entries if e[0].startswith(ClosedKey.PREFIX)):
             for source, tx in doc["ids"]:  # first what was applied: a held record of it is applied at once
                 self.buffer.remember_closed((source, tx))
-            self.closed_chunks.append((int(key.split("/")[1]), len(doc["ids"])))
+            self.closed_chunks.append((ClosedKey.parse(key).seq, len(doc["ids"])))
         for key, doc in entries:
-            if key.startswith("closed/"):
+            if key.startswith(ClosedKey.PREFIX):
                 continue
-            if key.startswith("end/"):
+            if key.startswith(TransactionEndKey.PREFIX):
                 item = TransactionEnd(doc["source"], doc["tx"], doc["events_by_table"])
                 self.ends.add((item.source, item.tx))
             else:
@@ -111,7 +104,7 @@ class HeldTransactions:
                 self.table[record.table_key] = record.persisted()
             elif isinstance(item, TransactionEnd) and (item.source, item.tx) in self.buffer.open:
                 self.ends.add((item.source, item.tx))
-                self.table[_end_key(item.source, item.tx)] = {
+                self.table[TransactionEndKey(item.source, item.tx).text] = {
                     "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
         overdue = self.buffer.release_overdue(now)
         # the transactions applied are remembered across restarts, so that a record of one that is
@@ -132,11 +125,11 @@ class HeldTransactions:
         if not closed:
             return
         seq = max(time.time_ns(), self.closed_chunks[-1][0] + 1 if self.closed_chunks else 0)
-        self.table[_closed_key(seq)] = {"ids": [list(k) for k in closed]}
+        self.table[ClosedKey(seq).text] = {"ids": [list(k) for k in closed]}
         self.closed_chunks.append((seq, len(closed)))
         while sum(n for _, n in self.closed_chunks[1:]) >= self.buffer.remember:
             old, _ = self.closed_chunks.pop(0)
-            put_or_remove(self.table, _closed_key(old), None)
+            put_or_remove(self.table, ClosedKey(old).text, None)
 
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)
@@ -153,5 +146,5 @@ class HeldTransactions:
                 put_or_remove(self.table, record.table_key, None)
         for source, tx in [k for k in self.ends if k not in self.buffer.open]:
             self.ends.discard((source, tx))
-            put_or_remove(self.table, _end_key(source, tx), None)
+            put_or_remove(self.table, TransactionEndKey(source, tx).text, None)
         metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))

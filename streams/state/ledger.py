@@ -6,9 +6,8 @@ worker's changelog-backed table ``q2c-ledger`` read on demand), so a batch write
 that changed whatever the size of the engagement, and reads only those it touches: a whole engagement in one entry would be re-serialised on every change and would pass
 Kafka's default 1 MB message limit at about 1,200 time entries.
 
-Keys: ``eng:<contract>`` (the contract), ``eng:<contract>|schedule|<key>``,
-``eng:<contract>|event|<id>``, ``eng:<contract>|cost|<id>``, ``eng:<contract>|linked|<source ref>``,
-``inv:<invoice>``, ``acct:<account id>``. No I/O.
+Keys (``streams.state.keys``): ``EngagementKey`` (the contract, and its schedule items, events,
+costs and linked source rows), ``InvoiceKey``, ``AccountKey``. No I/O.
 """
 from __future__ import annotations
 
@@ -18,9 +17,9 @@ from typing import Any, Iterable
 
 from streams.canonical.models import BillingEvent, Contract, ProjectCost, ScheduleItem
 from streams.rules.engagement import EngagementOutputs
+from streams.state.keys import EngagementKey, ledger_key
 from streams.state.store import MemoryStore, PrefixView, Store
 
-SEP = "|"
 PARTS = {"schedule": ScheduleItem, "event": BillingEvent, "cost": ProjectCost}
 FIELD_OF_PART = {"schedule": "schedule", "event": "events", "cost": "costs"}
 
@@ -54,11 +53,9 @@ class LedgerCodec:
 
 
 def _model_of(key: str) -> Any:
-    """The model of an engagement row's key (``eng:<c>|event|<id>``: ``BillingEvent``), else None."""
-    head, _, rest = key.partition(SEP)
-    if rest and head.startswith("eng:"):
-        return PARTS.get(rest.partition(SEP)[0])
-    return None
+    """The model of an engagement row's key (an event's: ``BillingEvent``), else None."""
+    parsed = ledger_key(key)
+    return PARTS.get(parsed.part) if isinstance(parsed, EngagementKey) and parsed.part else None
 
 
 @dataclass
@@ -80,27 +77,26 @@ class Ledger:
 
     def outputs(self, contract: str) -> EngagementOutputs | None:
         """Everything written for one engagement; None when nothing was."""
-        head = self.store.get(f"eng:{contract}")
+        head = self.store.get(EngagementKey(contract).text)
         outputs = EngagementOutputs(contract=_contract(head))
         found = head is not None
         for part, attr in FIELD_OF_PART.items():
             items = getattr(outputs, attr)
-            items.update(PrefixView(self.store, f"eng:{contract}{SEP}{part}{SEP}").items())
+            items.update(PrefixView(self.store, EngagementKey.prefix(contract, part)).items())
             found = found or bool(items)
         if not found:  # an engagement of linked rows only is still one the ledger has
-            found = next(iter(self.store.scan(f"eng:{contract}{SEP}linked{SEP}")), None) is not None
+            found = next(iter(self.store.scan(EngagementKey.prefix(contract, "linked"))), None) is not None
         return outputs if found else None
 
     def stored(self, contract: str) -> StoredOutputs | None:
         """The engagement's contract and schedule, and its events and costs one at a time; None
         when its contract row was never written."""
-        head = self.store.get(f"eng:{contract}")
+        head = self.store.get(EngagementKey(contract).text)
         if head is None:
             return None
-        prefix = f"eng:{contract}{SEP}"
-        schedule = dict(PrefixView(self.store, f"{prefix}schedule{SEP}").items())
-        return StoredOutputs(_contract(head), schedule, PrefixView(self.store, f"{prefix}event{SEP}"),
-                             PrefixView(self.store, f"{prefix}cost{SEP}"))
+        schedule = dict(PrefixView(self.store, EngagementKey.prefix(contract, "schedule")).items())
+        return StoredOutputs(_contract(head), schedule, PrefixView(self.store, EngagementKey.prefix(contract, "event")),
+                             PrefixView(self.store, EngagementKey.prefix(contract, "cost")))
 
     def doc(self, key: str) -> dict | None:
         return self.store.get(key)
@@ -112,7 +108,7 @@ class Ledger:
         """Those of ``refs`` already published with the engagement's contract number: read one at a
         time, or (``every``: ``refs`` are all of the engagement's rows, a full derivation) in one
         scan of the engagement's markers."""
-        linked = PrefixView(self.store, f"eng:{contract}{SEP}linked{SEP}")
+        linked = PrefixView(self.store, EngagementKey.prefix(contract, "linked"))
         refs = set(refs)
         if every:
             return refs & set(linked)
@@ -124,11 +120,12 @@ class Ledger:
 
     def rows_of(self, contract: str) -> dict[str, Any]:
         """Every row of one engagement, as the table keeps them (to hand the engagement over)."""
-        head = self.store.get(f"eng:{contract}")
-        rows = {key: self.persisted(row) for key, row in self.store.scan(f"eng:{contract}{SEP}")}
+        head_key = EngagementKey(contract).text
+        head = self.store.get(head_key)
+        rows = {key: self.persisted(row) for key, row in self.store.scan(EngagementKey.prefix(contract))}
         if head is None and not rows:
             return {}
-        return {f"eng:{contract}": head if head is not None else {"contract": None}, **rows}
+        return {head_key: head if head is not None else {"contract": None}, **rows}
 
     # --- the rows of one engagement's change -------------------------------------------------
 
@@ -152,14 +149,13 @@ class Ledger:
         """The ledger rows of ``changed`` (``Ledger.changed(old, new)``), the contract when it
         differs from ``old`` (None: never written), and the refs linked for the first time."""
         rows: dict[str, Row] = {}
-        head = f"eng:{contract}"
         if old is None or new.contract != old.contract:
-            rows[head] = {"contract": new.contract.model_dump(mode="json") if new.contract else None}
+            rows[EngagementKey(contract).text] = {"contract": new.contract.model_dump(mode="json") if new.contract else None}
         for part, items in changed.items():
             for key, model in items.items():
-                rows[f"{head}{SEP}{part}{SEP}{key}"] = model
+                rows[EngagementKey(contract, part, key).text] = model
         for ref in set(linked) - linked_before:
-            rows[f"{head}{SEP}linked{SEP}{ref}"] = True
+            rows[EngagementKey(contract, "linked", ref).text] = True
         return rows
 
     # --- writing -----------------------------------------------------------------------------
@@ -176,12 +172,12 @@ class Ledger:
         return row
 
     def _put(self, key: str, row: Row) -> None:
-        head, _, rest = key.partition(SEP)
         if row is not None:
             self.store.put(key, row)
             return
-        if head.startswith("eng:") and not rest:  # the engagement handed over (scaled out): forget it all
-            for item, _ in list(self.store.scan(f"{head}{SEP}")):
+        parsed = ledger_key(key)
+        if isinstance(parsed, EngagementKey) and parsed.part is None:  # handed over (scaled out): forget it all
+            for item, _ in list(self.store.scan(EngagementKey.prefix(parsed.contract))):
                 self.store.delete(item)
         self.store.delete(key)
 
@@ -194,17 +190,15 @@ class Ledger:
         """Everything, in the nested shape a person reads (tests, diagnostics)."""
         out: dict[str, dict] = {}
         for key, row in self.store.scan(""):
-            head, _, rest = key.partition(SEP)
-            if not head.startswith("eng:"):
+            parsed = ledger_key(key)
+            if not isinstance(parsed, EngagementKey):
                 out[key] = row
                 continue
-            entry = out.setdefault(head, {"contract": None, "schedule": {}, "events": {}, "costs": {}})
-            if not rest:
+            entry = out.setdefault(EngagementKey(parsed.contract).text, {"contract": None, "schedule": {}, "events": {}, "costs": {}})
+            if parsed.part is None:
                 entry["contract"] = row.get("contract")
-                continue
-            part, _, item = rest.partition(SEP)
-            if part in FIELD_OF_PART:
-                entry[FIELD_OF_PART[part]][item] = row.model_dump(mode="json")
+            elif parsed.part in FIELD_OF_PART:
+                entry[FIELD_OF_PART[parsed.part]][parsed.item] = row.model_dump(mode="json")
         return out
 
 

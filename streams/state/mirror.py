@@ -21,6 +21,7 @@ from streams.canonical.models import (
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping
 from streams.capture.tables import all_mappings
+from streams.state.keys import INDEX_PREFIX, META_INDEXES, IndexKey
 from streams.state.store import MemoryStore, Store
 
 
@@ -70,20 +71,6 @@ def _dated(after: Canonical, before: Canonical | None, change: RowChange) -> Can
 
 
 INDEX_VERSION = str(zlib.crc32(",".join(f"{t}.{name}" for t, ix in INDEXES.items() for name, _ in ix).encode()))
-INDEX_PREFIX = "ix|"
-META_INDEXES = "meta|indexes"
-
-
-def index_key(table_id: str, index: str, value: Any, ref: str = "") -> str:
-    """``ix|<table>|<index>|<value>|<ref>``: one row under one value of one index (without the
-    ref: the prefix of every row under that value)."""
-    return f"{INDEX_PREFIX}{table_id}|{index}|{_index_value(value)}|{ref}"
-
-
-def _index_value(value: Any) -> str:
-    if isinstance(value, tuple):
-        return ",".join(_index_value(v) for v in value)
-    return str(value).replace("%", "%25").replace("|", "%7C").replace(",", "%2C")
 
 
 class MirrorRow(NamedTuple):
@@ -131,7 +118,7 @@ class MirrorCodec:
             return True
         if isinstance(doc, (bytes, str)):
             doc = json.loads(doc)
-        if key.startswith("meta|"):
+        if key == META_INDEXES:
             return doc
         row = doc.get("row")
         model = self.mappings[doc["t"]].model.model_validate(row) if row is not None else None
@@ -251,11 +238,11 @@ class SourceMirror:
             if old == new:
                 continue
             if old is not None:
-                self.store.delete(index_key(table_id, name, old, ref))
-                self._found.drop(index_key(table_id, name, old))
+                self.store.delete(IndexKey(table_id, name, old, ref).text)
+                self._found.drop(IndexKey.prefix(table_id, name, old))
             if new is not None:
-                self.store.put(index_key(table_id, name, new, ref), True)
-                self._found.drop(index_key(table_id, name, new))
+                self.store.put(IndexKey(table_id, name, new, ref).text, True)
+                self._found.drop(IndexKey.prefix(table_id, name, new))
 
     def ensure_indexes(self) -> int:
         """Build the index entries again when the store's were made for other indexes (or none:
@@ -295,12 +282,12 @@ class SourceMirror:
     def find(self, table_id: str, index: str, value: Any) -> list[Any]:
         if value is None:
             return []
-        prefix = index_key(table_id, index, value)
+        prefix = IndexKey.prefix(table_id, index, value)
         if self._lookups is not None:
             self._lookups.add(prefix)
         refs = self._found.get(prefix)
         if refs is None:
-            refs = tuple(sorted(key[len(prefix):] for key, _ in self.store.scan(prefix)))
+            refs = tuple(sorted(IndexKey.ref_in(key, prefix) for key, _ in self.store.scan(prefix)))
             self._found.put(prefix, refs)
         return self._rows(refs)
 

@@ -29,6 +29,7 @@ from streams.rules.engagement import (
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
 from streams.state.engagement_book import Books, EngagementBook
+from streams.state.keys import AccountKey, InvoiceKey
 from streams.state.ledger import Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
@@ -281,7 +282,7 @@ class Processor:
         return sorted(ref for ref, _ in rows)
 
     def _invoice(self, inv_no: str, result: BatchResult) -> None:
-        key = f"inv:{inv_no}"
+        key = InvoiceKey(inv_no).text
         invoice, payments, contract, account_number = invoice_inputs(self.mirror, inv_no)
         if invoice is None:
             return  # a deleted invoice header: the ERP keeps the receivable it had (finance never deletes issued invoices)
@@ -295,7 +296,7 @@ class Processor:
     def _account(self, account_id: int, result: BatchResult) -> None:
         if self.mirror.get("crm.account", account_id) is None:
             return
-        key = f"acct:{account_id}"
+        key = AccountKey(account_id).text
         invoices = account_invoices(self.mirror, account_id)
         if not invoices and key not in self.ledger:
             return

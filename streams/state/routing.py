@@ -25,12 +25,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.state.keys import EngagementRowKey
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.store import MemoryStore, PrefixView, Store
 from streams.state.views import engagement_view
 
 ROWS_PER_PART = 200
-SEP = "|"
 
 
 def engagement_partition(contract: str, partitions: int) -> int:
@@ -61,7 +61,7 @@ class BundlePart:
 
 class RouteBook:
     """What each engagement's partition was sent, one store entry per (contract, ref):
-    ``<contract>|<ref>`` -> position of the row shipped (on the worker: the table ``q2c-routes``,
+    ``EngagementRowKey`` -> position of the row shipped (on the worker: the table ``q2c-routes``,
     read on demand)."""
 
     def __init__(self, store: Store | None = None) -> None:
@@ -70,7 +70,7 @@ class RouteBook:
     def sent(self, contract: str) -> PrefixView | None:
         """ref -> position of each row the engagement's copy was sent (read one ref at a time, all
         of them only when its whole view is shipped); None before its first bundle."""
-        rows = PrefixView(self.store, f"{contract}{SEP}")
+        rows = PrefixView(self.store, EngagementRowKey.prefix(contract))
         return rows if next(iter(rows), None) is not None else None
 
     def route(self, mirror: SourceMirror, contract: str, whole: bool = False,
@@ -95,12 +95,12 @@ class RouteBook:
         whole = whole or before is None
         if whole:
             rows: dict[str, dict | None] = {ref: mirror.persisted(ref) for ref in sorted(now)}
-            writes: dict[str, int | None] = {f"{contract}{SEP}{ref}": pos for ref, pos in now.items()}
-            writes.update({f"{contract}{SEP}{ref}": None for ref in (before or {}).keys() - now.keys()})
+            writes: dict[str, int | None] = {EngagementRowKey(contract, ref).text: pos for ref, pos in now.items()}
+            writes.update({EngagementRowKey(contract, ref).text: None for ref in (before or {}).keys() - now.keys()})
         else:
             rows = {ref: mirror.persisted(ref) for ref in sorted(now) if before.get(ref) != now[ref]}
             rows.update({ref: None for ref in sorted(before.keys() - now.keys())})
-            writes = {f"{contract}{SEP}{ref}": now.get(ref) for ref in rows}
+            writes = {EngagementRowKey(contract, ref).text: now.get(ref) for ref in rows}
         if not rows and not whole:
             return [], {}
         return self._parts(contract, rows, whole, ledger), writes
@@ -144,7 +144,7 @@ class RouteBook:
                     rows[ref] = mirror.persisted(ref)
             elif ref in before:
                 rows[ref] = None  # deleted at the source
-        return rows, {f"{contract}{SEP}{ref}": (mirror.position(ref) if doc is not None else None) for ref, doc in rows.items()}
+        return rows, {EngagementRowKey(contract, ref).text: (mirror.position(ref) if doc is not None else None) for ref, doc in rows.items()}
 
     def apply(self, writes: dict[str, int | None]) -> None:
         """Record entries of parts that were sent (None: the row left the copy)."""
@@ -159,7 +159,7 @@ class EngagementCopies:
     """The rows of each engagement a worker owns, as the router shipped them: one small mirror
     per engagement. Every ref remembers the offset of the part that last set it (``at``), so a
     part delivered again after a crash never takes a row back to an older state.
-    Persisted one entry per (contract, ref): ``<contract>|<ref>`` -> the row with ``at``."""
+    Persisted one entry per (contract, ref): ``EngagementRowKey`` -> the row with ``at``."""
 
     def __init__(self) -> None:
         self.mirrors: dict[str, SourceMirror] = {}
@@ -177,13 +177,13 @@ class EngagementCopies:
         at = self.at.setdefault(part.contract, {})
         if part.reset:
             for ref in [r for r, seen in at.items() if seen < offset and r not in part.rows]:
-                writes[f"{part.contract}{SEP}{ref}"] = {"row": None, "at": offset}
-        writes.update({f"{part.contract}{SEP}{ref}": {**(doc or {"row": None}), "at": offset}
+                writes[EngagementRowKey(part.contract, ref).text] = {"row": None, "at": offset}
+        writes.update({EngagementRowKey(part.contract, ref).text: {**(doc or {"row": None}), "at": offset}
                        for ref, doc in part.rows.items() if at.get(ref, -1) < offset})
         mirror = self.mirror(part.contract)
         applied = []
         for key, doc in writes.items():
-            ref = key.partition(SEP)[2]
+            ref = EngagementRowKey.parse(key).ref
             before = mirror.row(ref)
             self.load(key, doc)
             after = mirror.row(ref)
@@ -193,7 +193,7 @@ class EngagementCopies:
 
     def load(self, key: str, doc: dict) -> None:
         """Restore one entry from the table (or record one just applied)."""
-        contract, _, ref = key.partition(SEP)
+        contract, ref = (parsed := EngagementRowKey.parse(key)).contract, parsed.ref
         self.at.setdefault(contract, {})[ref] = doc["at"]
         mirror = self.mirror(contract)
         if doc.get("row") is None:

@@ -14,6 +14,8 @@ from typing import Any, Iterable, Iterator, Protocol
 
 from sortedcontainers import SortedList
 
+from streams.state.keys import escape, unescape
+
 
 class Store(Protocol):
     def get(self, key: str) -> Any | None: ...
@@ -58,14 +60,15 @@ class MemoryStore:
 
 
 class PrefixView(Mapping):
-    """The entries of a store under one key prefix, as a mapping of what follows the prefix: one
-    entry read at a time, all of them (in key order) only when iterated."""
+    """The entries of a store under one key prefix, as a mapping of what follows the prefix (one
+    key component, escaped in the store: ``streams.state.keys``): one entry read at a time, all
+    of them (in key order) only when iterated."""
 
     def __init__(self, store: Store, prefix: str):
         self.store, self.prefix = store, prefix
 
     def __getitem__(self, key: str) -> Any:
-        value = self.store.get(self.prefix + key)
+        value = self.store.get(self.prefix + escape(key))
         if value is None:
             raise KeyError(key)
         return value
@@ -77,7 +80,7 @@ class PrefixView(Mapping):
         return sum(1 for _ in self.store.scan(self.prefix))
 
     def items(self) -> Iterator[tuple[str, Any]]:  # type: ignore[override]  # one scan, not a read per key
-        return ((key[len(self.prefix):], value) for key, value in self.store.scan(self.prefix))
+        return ((unescape(key[len(self.prefix):]), value) for key, value in self.store.scan(self.prefix))
 
 
 class Codec(Protocol):

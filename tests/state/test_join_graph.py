@@ -9,7 +9,8 @@ from datetime import date
 from hypothesis import given, settings, strategies as st
 
 from streams.capture.envelope import RowChange
-from streams.state.mirror import INDEXES, Applied, SourceMirror, index_key
+from streams.state.keys import IndexKey
+from streams.state.mirror import INDEXES, Applied, SourceMirror
 from streams.state.views import engagement_view
 from tests.state.test_engagement_book import BASE, line_row, quote_row, resource_row
 
@@ -130,7 +131,7 @@ def depends(reads_and_lookups: tuple[set[str], set[str]] | None, applied: Applie
     for model in (applied.before, applied.after):
         for name, fn in INDEXES.get(applied.table_id, ()) if model is not None else ():
             value = fn(model)
-            if value is not None and index_key(applied.table_id, name, value) in lookups:
+            if value is not None and IndexKey.prefix(applied.table_id, name, value) in lookups:
                 return True
     return False
 
