@@ -66,6 +66,7 @@ class CapturePipeline(BatchHandler):
         routes = RouteBook(table_rows(self.routes_table, PlainCodec(), cache)) if self.routes_table is not None else None
         self.processor = Processor(self.mirror, ledger, routes=routes)
         indexed = self.mirror.ensure_indexes()  # a table written before its indexes were kept in it
+        recorded = self.processor.ensure_readers()  # or before the engagements' reads were
         self.ready_to_apply = self.transactions.restore(time.monotonic())
         self.loaded = True
         if self.replay_target.exists():  # `q2c replay`: rebuild quietly up to these offsets first
@@ -79,8 +80,9 @@ class CapturePipeline(BatchHandler):
                 self.replay_target.unlink()
             elif not self.rebuild_until:  # rebuilt before this start: derive everything once now
                 self.sweep_pending = True
-        log.info("state opened: mirror and ledger on their tables (%d rows indexed), %d open source transactions, in %.2fs",
-                 indexed, len(self.transactions.buffer.open), time.monotonic() - started)
+        log.info("state opened: mirror and ledger on their tables (%d rows indexed, the reads of %d engagements recorded),"
+                 " %d open source transactions, in %.2fs",
+                 indexed, recorded, len(self.transactions.buffer.open), time.monotonic() - started)
 
     def rebalanced(self, reads_sources: bool) -> None:
         """After a rebalance, once Faust restored the tables: the state is rebuilt from them (if

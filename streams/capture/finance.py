@@ -39,9 +39,9 @@ def normalise(row: dict[str, Any]) -> dict[str, Any]:
 TABLES = {
     m.table_id: m
     for m in (
-        TableMapping("finance.ar_customer", "customer", Customer, ("cust_no",), normalise),
-        TableMapping("finance.gl_period", "fiscal_period", FiscalPeriod, ("period_cd",), normalise),
-        TableMapping("finance.gl_tax_rate", "tax_rate", TaxRate, ("tax_cd", "country_cd", "valid_from"), normalise, ("valid_from",)),
+        TableMapping("finance.ar_customer", "customer", Customer, ("cust_no",), normalise, shared=True),
+        TableMapping("finance.gl_period", "fiscal_period", FiscalPeriod, ("period_cd",), normalise, shared=True),
+        TableMapping("finance.gl_tax_rate", "tax_rate", TaxRate, ("tax_cd", "country_cd", "valid_from"), normalise, ("valid_from",), shared=True),
         TableMapping("finance.ar_invoice_hdr", "invoice", Invoice, ("inv_no",), normalise),
         TableMapping("finance.ar_invoice_line", "invoice_line", InvoiceLine, ("inv_no", "line_no"), normalise),
         TableMapping("finance.ar_receipt", "payment", Payment, ("rcpt_no",), normalise),

@@ -34,6 +34,7 @@ class TableMapping:
     key: tuple[str, ...]            # the primary key: of the source row, of the model, of the warehouse table
     normalise: Callable[[dict[str, Any]], dict[str, Any]] = lambda row: row
     date_keys: tuple[str, ...] = ()  # key columns that are dates (keys arrive without a schema)
+    shared: bool = False            # reference data of many engagements (a person, a client): never one engagement's
 
     def ref(self, key: dict[str, Any]) -> str:
         """``<schema>.<table>:<primary key>``; composite keys are joined with ``/``."""

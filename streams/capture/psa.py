@@ -5,7 +5,7 @@ from streams.capture.mapping import TableMapping, source_updated_at
 TABLES = {
     m.table_id: m
     for m in (
-        TableMapping("psa.resource", "resource", Resource, ("id",)),
+        TableMapping("psa.resource", "resource", Resource, ("id",), shared=True),
         TableMapping("psa.project", "project", Project, ("id",)),
         TableMapping("psa.milestone", "billing_milestone", BillingMilestone, ("id",)),
         TableMapping("psa.assignment", "assignment", Assignment, ("id",)),

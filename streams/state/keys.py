@@ -109,7 +109,9 @@ def ledger_key(text: str) -> LedgerKey:
 # --- the mirror (``q2c-mirror``) ------------------------------------------------------------------
 
 INDEX_PREFIX = "ix|"
+META_PREFIX = "meta|"
 META_INDEXES = "meta|indexes"  # the version of the set of indexes the entries were made for
+META_READERS = "meta|readers"  # set once every engagement's reads are recorded (``Readers``)
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,3 +219,40 @@ class ClosedKey:
         if not text.startswith(cls.PREFIX):
             raise BadKey(f"not a closed-transactions key: {text!r}")
         return cls(int(text[len(cls.PREFIX):]))
+
+
+# --- which engagements read what (in the mirror's table) -------------------------------------------
+
+READER_PREFIX = "rd|"
+READS_PREFIX = "reads|"
+
+
+@dataclass(frozen=True, slots=True)
+class ReaderKey:
+    """An engagement that read under one lookup (a ref asked for, an index value or a table
+    scanned): ``rd|<lookup>|<contract>`` (the entry itself holds nothing)."""
+    lookup: str
+    contract: str
+
+    @property
+    def text(self) -> str:
+        return f"{ReaderKey.prefix(self.lookup)}{escape(self.contract)}"
+
+    @staticmethod
+    def prefix(lookup: str) -> str:
+        """The range of every engagement that read under ``lookup``."""
+        return f"{READER_PREFIX}{escape(lookup)}{SEP}"
+
+    @staticmethod
+    def contract_in(text: str, prefix: str) -> str:
+        return unescape(text[len(prefix):])
+
+
+@dataclass(frozen=True, slots=True)
+class ReadsKey:
+    """The lookups of one engagement's reads, as a list: ``reads|<contract>``."""
+    contract: str
+
+    @property
+    def text(self) -> str:
+        return f"{READS_PREFIX}{escape(self.contract)}"

@@ -21,7 +21,8 @@ from streams.canonical.models import (
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping
 from streams.capture.tables import all_mappings
-from streams.state.keys import INDEX_PREFIX, META_INDEXES, IndexKey
+from streams.state.keys import INDEX_PREFIX, META_INDEXES, META_PREFIX, READER_PREFIX, READS_PREFIX, IndexKey
+from streams.state.readers import Readers
 from streams.state.store import MemoryStore, Store
 
 
@@ -56,6 +57,9 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "finance.ar_receipt": [("by_invoice", lambda r: r.inv_no)],
     "finance.gl_tax_rate": [("by_code_country", lambda t: (t.tax_cd, t.country_cd))],
 }
+
+
+INVOICE_TABLES = ("finance.ar_invoice_hdr", "finance.ar_invoice_line", "finance.ar_receipt")
 
 
 def _dated(after: Canonical, before: Canonical | None, change: RowChange) -> Canonical:
@@ -96,7 +100,7 @@ class MirrorCodec:
     the shape ``MirrorRow.persisted`` gives (a table written by an earlier version, JSON) are
     read too."""
 
-    uncached = (INDEX_PREFIX,)  # only ever scanned
+    uncached = (INDEX_PREFIX, READER_PREFIX)  # only ever scanned
 
     def __init__(self, mappings: dict[str, TableMapping] | None = None):
         self.mappings = mappings or all_mappings()
@@ -105,7 +109,7 @@ class MirrorCodec:
         if isinstance(value, MirrorRow):
             body = value.model.model_dump_json().encode() if value.model is not None else b""
             return b"%s%s\x1f%d\x1f%s" % (ROW_FORMAT, value.table_id.encode(), value.position, body)
-        if key.startswith(INDEX_PREFIX):
+        if key.startswith((INDEX_PREFIX, READER_PREFIX)):
             return b"1"
         return json.dumps(value).encode()
 
@@ -114,11 +118,11 @@ class MirrorCodec:
             table_id, position, body = doc[1:].split(b"\x1f", 2)
             t = table_id.decode()
             return MirrorRow(t, int(position), self.mappings[t].model.model_validate_json(body) if body else None)
-        if key.startswith(INDEX_PREFIX):
+        if key.startswith((INDEX_PREFIX, READER_PREFIX)):
             return True
         if isinstance(doc, (bytes, str)):
             doc = json.loads(doc)
-        if key == META_INDEXES:
+        if key.startswith((META_PREFIX, READS_PREFIX)):
             return doc
         row = doc.get("row")
         model = self.mappings[doc["t"]].model.model_validate(row) if row is not None else None
@@ -170,9 +174,10 @@ class SourceMirror:
     def __init__(self, mappings: dict[str, TableMapping] | None = None, store: Store | None = None):
         self.mappings = mappings or all_mappings()
         self.store: Store = store if store is not None else MemoryStore()
+        self.readers = Readers(self.store)  # which engagements read what
         self._found = RefLists()
         self._reads: set[str] | None = None  # while ``recording``: the refs of every row read
-        self._lookups: set[str] | None = None  # and what was looked for: prefixes scanned, refs missed
+        self._lookups: set[str] | None = None  # and what was asked for: refs, prefixes scanned
 
     # --- writing -----------------------------------------------------------------------------
 
@@ -275,7 +280,7 @@ class SourceMirror:
         row = self.row(ref)
         if self._reads is not None and row is not None:
             self._reads.add(ref)
-        elif self._lookups is not None and row is None:
+        if self._lookups is not None:
             self._lookups.add(ref)
         return row
 
@@ -315,8 +320,9 @@ class SourceMirror:
     def recording(self, lookups: set[str] | None = None) -> Iterator[set[str]]:
         """Collect the ref of every row read through ``get``, ``find`` and ``all`` meanwhile:
         a mirror holding only those rows answers the same reads the same way. ``lookups`` also
-        collects what the reads asked for: each prefix scanned (an index value, a table) and each
-        ref asked for and not there: a row that arrives under one of them is read next time."""
+        collects what the reads asked for: each ref asked for (there or not) and each prefix
+        scanned (an index value, a table): a change to a row under one of them is what can
+        change what the reads return (``lookups_of``)."""
         self._reads, self._lookups = (reads := set()), lookups
         try:
             yield reads
@@ -393,9 +399,43 @@ class SourceMirror:
 
     # --- what a change touches -----------------------------------------------------------------
 
+    def lookups_of(self, applied: Applied) -> set[str]:
+        """The lookups under which a read finds the row, before or after the change: its ref,
+        its table, and each value of its indexes."""
+        t = applied.table_id
+        found = {applied.ref, f"{t}:"}
+        for model in (applied.before, applied.after):
+            for name, fn in INDEXES.get(t, ()) if model is not None else ():
+                value = fn(model)
+                if value is not None:
+                    found.add(IndexKey.prefix(t, name, value))
+        return found
+
+    def engagement_of(self, applied: Applied, touched: set[str]) -> str | None:
+        """The engagement a source row is published under, when it belongs to one: the one
+        engagement it touches (``touched``); for an invoice's rows, the engagement of the invoice
+        and of the events its lines name; none for reference data (``TableMapping.shared``)."""
+        t = applied.table_id
+        if self.mappings[t].shared:
+            return None
+        if t not in INVOICE_TABLES:
+            return next(iter(touched)) if len(touched) == 1 else None
+        found: set[str] = set()
+        for model in (applied.before, applied.after):
+            if model is None:
+                continue
+            if t == "finance.ar_invoice_line":
+                found.add(contract_of_event_ref(model.src_ref) or "")
+            found.add(self.contract_of_invoice(self.get("finance.ar_invoice_hdr", model.inv_no)) or "")
+            found.update(contract_of_event_ref(l.src_ref) or "" for l in self.find("finance.ar_invoice_line", "by_invoice", model.inv_no))
+        found.discard("")
+        return next(iter(found)) if len(found) == 1 else None
+
     def touched(self, applied: Applied) -> tuple[set[str], set[str], set[int]]:
-        """(engagements, invoices, accounts) whose derived rows may change because of ``applied``."""
-        engagements: set[str] = set()
+        """(engagements, invoices, accounts) whose derived rows may change because of ``applied``.
+        Engagements: those whose rules last asked for the row (``Readers``), and the one a quote
+        names (an engagement that was never derived has read nothing)."""
+        engagements = self.readers.of(self.lookups_of(applied))
         invoices: set[str] = set()
         accounts: set[int] = set()
         t = applied.table_id
@@ -410,35 +450,16 @@ class SourceMirror:
                 invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_contract_ref", _norm(model.quote_number)))
                 if contract:
                     invoices.update(l.inv_no for l in self.find("finance.ar_invoice_line", "by_src_contract", contract))
-            elif t == "crm.quote_line":
-                engagements.add(self.contract_of_quote(self.get("crm.quote", model.quote_id)) or "")
             elif t == "crm.account":
                 accounts.add(model.id)
-                for quote in self.find("crm.quote", "by_account", model.id):
-                    engagements.add(self.contract_of_quote(quote) or "")
                 for customer in self.find("finance.ar_customer", "by_account_norm", _norm(model.account_number)):
                     invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_customer", customer.cust_no))
-            elif t == "psa.project":
-                engagements.add(self.contract_of_project(model) or "")
-            elif t in ("psa.milestone", "psa.assignment", "psa.timesheet_entry", "psa.expense_line"):
-                engagements.add(self.contract_of_project(self.get("psa.project", model.project_id)) or "")
-            elif t == "psa.resource":
-                for table in ("psa.assignment", "psa.timesheet_entry"):
-                    for row in self.find(table, "by_resource", model.id):
-                        engagements.add(self.contract_of_project(self.get("psa.project", row.project_id)) or "")
-            elif t in ("finance.gl_period", "finance.gl_tax_rate"):
-                engagements.update(self.contracts())
             elif t == "finance.ar_customer":
                 invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_customer", model.cust_no))
-            elif t in ("finance.ar_invoice_hdr", "finance.ar_invoice_line", "finance.ar_receipt"):
+            elif t in INVOICE_TABLES:
                 invoices.add(model.inv_no)
-                if t == "finance.ar_invoice_line":  # the event a line named before it was changed, too
-                    engagements.add(contract_of_event_ref(model.src_ref) or "")
         for inv_no in list(invoices):
             invoice = self.get("finance.ar_invoice_hdr", inv_no)
-            engagements.add(self.contract_of_invoice(invoice) or "")
-            for line in self.find("finance.ar_invoice_line", "by_invoice", inv_no):
-                engagements.add(contract_of_event_ref(line.src_ref) or "")
             if invoice is not None:
                 client = self.client_of_invoice(invoice)
                 if client is not None:

@@ -29,7 +29,7 @@ from streams.rules.engagement import (
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
 from streams.state.engagement_book import Books, EngagementBook
-from streams.state.keys import AccountKey, InvoiceKey
+from streams.state.keys import META_READERS, AccountKey, InvoiceKey
 from streams.state.ledger import Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
@@ -102,7 +102,7 @@ class Processor:
             if not derive_outputs:
                 continue
             e, i, a = self.mirror.touched(applied)
-            contract = next(iter(e)) if len(e) == 1 else None
+            contract = self.mirror.engagement_of(applied, e)
             result.canonical.append(CanonicalEvent(
                 EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract))
             for c in e:
@@ -128,6 +128,21 @@ class Processor:
             self._account(account_id, result)
         return result
 
+    def ensure_readers(self) -> int:
+        """Record what every engagement's rules read (``streams.state.readers``) when the mirror
+        has no record of it (a table written by an earlier version), once; the number of
+        engagements read."""
+        if self.mirror.store.get(META_READERS) is not None:
+            return 0
+        contracts = sorted(self.mirror.contracts())
+        for contract in contracts:
+            lookups: set[str] = set()
+            with self.mirror.recording(lookups):
+                engagement_view(self.mirror, contract)
+            self.mirror.readers.replace(contract, lookups)
+        self.mirror.store.put(META_READERS, True)
+        return len(contracts)
+
     def commit(self, result: BatchResult) -> None:
         """Record what the sinks wrote (call only after they succeeded)."""
         self.ledger.apply(result.ledger_writes)
@@ -152,10 +167,15 @@ class Processor:
         """Derive one engagement and add what changed to ``result``: only the rows ``applied``
         touched when its book is current (``engagement_book``), else in full."""
         self._unsettled.add(contract)  # its book is right only once this batch is committed
-        found = self._incremental(contract, applied) if applied is not None else None
+        lookups: set[str] = set()  # what its rules ask the mirror for: they read it again when that changes
+        with self.mirror.recording(lookups):
+            found = self._incremental(contract, applied) if applied is not None else None
         if found is None:
             previous = self.ledger.outputs(contract)
-            view = engagement_view(self.mirror, contract)
+            lookups = set()
+            with self.mirror.recording(lookups):
+                view = engagement_view(self.mirror, contract)
+            self.mirror.readers.replace(contract, lookups)
             head = derive_head(view)
             if head is None:
                 self.books.drop(contract)
@@ -167,7 +187,8 @@ class Processor:
             changed = Ledger.changed(previous, outputs)
             linked_rows = _rows_to_link(view)
         else:
-            previous, outputs, changed, linked_rows = found
+            previous, outputs, changed, linked_rows, head_view = found
+            self.mirror.readers.add(contract, lookups, head_view)
         old = previous or EngagementOutputs()
         if outputs.contract is None and previous is None:
             return
@@ -188,10 +209,10 @@ class Processor:
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
 
     def _incremental(self, contract: str, applied: list[Applied]
-                     ) -> tuple[StoredOutputs, EngagementOutputs, dict[str, dict], list[tuple[str, Canonical]]] | None:
-        """(what was written, outputs, changed rows, rows to link) derived from the engagement's
-        book and the rows ``applied`` touched, reading only the ledger rows they touch; None when
-        it must be derived in full (no book, new terms)."""
+                     ) -> tuple[StoredOutputs, EngagementOutputs, dict[str, dict], list[tuple[str, Canonical]], EngagementView] | None:
+        """(what was written, outputs, changed rows, rows to link, the view of its head) derived
+        from the engagement's book and the rows ``applied`` touched, reading only the ledger rows they
+        touch; None when it must be derived in full (no book, new terms)."""
         book = self.books.get(contract)
         previous = self.ledger.stored(contract) if book is not None else None
         if previous is None or previous.contract is None:
@@ -220,7 +241,7 @@ class Processor:
         schedule.update({k: None for k in previous.schedule.keys() - head.outputs.schedule.keys()})
         book.head = head
         outputs = EngagementOutputs(contract=head.outputs.contract, provision=head.outputs.provision)
-        return previous, outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows
+        return previous, outputs, {"schedule": schedule, "event": events, "cost": costs}, linked_rows, view
 
     def _entries(self, book: EngagementBook, terms: Terms, pid: int | None, entry_ids: set[int], previous: StoredOutputs,
                  touched: set[str], linked_rows: list) -> dict[str, Any]:

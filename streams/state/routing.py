@@ -87,8 +87,10 @@ class RouteBook:
             if found is not None:
                 rows, writes = found
                 return (self._parts(contract, rows, False, ledger), writes) if rows else ([], {})
-        with mirror.recording() as refs:
+        lookups: set[str] = set()
+        with mirror.recording(lookups) as refs:
             engagement_view(mirror, contract)
+        mirror.readers.replace(contract, lookups)
         now = {ref: mirror.position(ref) for ref in refs}
         if not now and before is None:
             return [], {}  # nothing of it yet (an invoice line naming an unknown engagement)
@@ -125,8 +127,9 @@ class RouteBook:
         the rows that left it are shipped as gone."""
         if any(change.table_id in ("crm.quote", "psa.project") for change in applied):
             return None
-        with mirror.recording() as refs:
-            engagement_view(mirror, contract, rows=False)
+        lookups: set[str] = set()
+        with mirror.recording(lookups) as refs:
+            view = engagement_view(mirror, contract, rows=False)
         if any(ref not in before and ref.startswith(("crm.quote:", "psa.project:")) for ref in refs):
             return None
         wanted = set(refs)
@@ -137,6 +140,8 @@ class RouteBook:
                     wanted.add(f"psa.resource:{model.resource_id}")
                 elif change.table_id == "finance.ar_invoice_line" and model is not None:
                     wanted.add(f"finance.ar_invoice_hdr:{model.inv_no}")
+        # what the deriving side's rules ask for: the router hands it the changes that reach it
+        mirror.readers.add(contract, lookups | wanted, view)
         rows: dict[str, dict | None] = {}
         for ref in sorted(wanted):
             if mirror.row(ref) is not None:

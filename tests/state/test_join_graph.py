@@ -1,9 +1,11 @@
-"""The joins are written twice: forward in ``streams/state/views.py`` (what an engagement's rules
-read) and backward in ``SourceMirror.touched`` (which engagements a changed row affects). If they
-drifted apart, the only symptom would be a stale ERP row. Here the backward side is checked
-against the forward one, recorded: for any change, every engagement whose view read the row, or
-looked for it (an index value it has, a table it is in, a ref that was missing), before or after
-the change, is among the engagements the change touches."""
+"""The join graph has one description, the code that reads: ``streams/state/views.py`` (and the
+incremental path) read the mirror forward, and ``SourceMirror.touched`` finds the engagements a
+changed row affects from what those reads asked for (``streams.state.readers``). Checked here
+against the forward side, recorded afresh: for any change, after the processor has derived what
+the changes before it touched, every engagement whose view reads the row, or looks for it (an
+index value it has, a table it is in, a ref that was missing), before or after the change, is
+among the engagements the change touches. The only rule written by hand, the root, is checked
+with the rest: a quote names its own contract."""
 from datetime import date
 
 from hypothesis import given, settings, strategies as st
@@ -11,6 +13,7 @@ from hypothesis import given, settings, strategies as st
 from streams.capture.envelope import RowChange
 from streams.state.keys import IndexKey
 from streams.state.mirror import INDEXES, Applied, SourceMirror
+from streams.state.processor import Processor
 from streams.state.views import engagement_view
 from tests.state.test_engagement_book import BASE, line_row, quote_row, resource_row
 
@@ -136,19 +139,34 @@ def depends(reads_and_lookups: tuple[set[str], set[str]] | None, applied: Applie
     return False
 
 
+class Touches:
+    """The processor's mirror, with each change it applied and what the change touched."""
+
+    def __init__(self, mirror: SourceMirror):
+        self.seen: list[tuple[Applied, set[str]]] = []
+        self._touched = mirror.touched
+        mirror.touched = self
+
+    def __call__(self, applied: Applied):
+        found = self._touched(applied)
+        self.seen.append((applied, found[0]))
+        return found
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.lists(ops, min_size=1, max_size=30))
 def test_a_change_touches_every_engagement_whose_rules_read_it_or_looked_for_it(sequence):
     mirror, feed = SourceMirror(), Feed()
-    for table_id, key, row in BASE:
-        mirror.apply(feed(table_id, key, row))
+    processor = Processor(mirror, today=lambda: date(2026, 6, 1))
+    processor.commit(processor.process([feed(table_id, key, row) for table_id, key, row in BASE]))
+    touches = Touches(mirror)
     for o in sequence:
-        change = change_of(o, feed)
         existing = mirror.contracts()  # an engagement with no quote (yet, or any more) derives nothing
         before = reads_of(mirror, existing)
-        applied = mirror.apply(change)
-        touched, _, _ = mirror.touched(applied)
+        touches.seen.clear()
+        processor.commit(processor.process([change_of(o, feed)]))  # applies it, derives what it touched
         after = reads_of(mirror, mirror.contracts())
-        for contract in existing | mirror.contracts():
-            if depends(before.get(contract), applied) or depends(after.get(contract), applied):
-                assert contract in touched, (o, contract, touched)
+        for applied, touched in touches.seen:
+            for contract in existing | mirror.contracts():
+                if depends(before.get(contract), applied) or depends(after.get(contract), applied):
+                    assert contract in touched, (o, contract, touched)
