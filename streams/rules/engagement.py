@@ -370,11 +370,16 @@ def _schedule_event(view, terms: Terms, item: ScheduleItem, entry: ScheduleEntry
 
 # --- one row at a time: time entries, expenses, costs ---------------------------------------------
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A time entry's or an expense's billing event before its running total (the T&M budget,
-    the expense cap) is applied: ``hold`` is what holds it on its own."""
-    row: TimeEntry | ExpenseItem
+    the expense cap) is applied: ``hold`` is what holds it on its own. It keeps of its row only
+    what the event shows (an engagement's book holds one per row: not the whole source row)."""
+    event_type: str  # "time" or "expense"
+    row_id: int
+    service_date: date
+    description: str | None
+    quantity: Decimal
     event_id: str
     order: tuple  # where it stands in the running total: (approved_at, id) for time, (id,) for expenses
     unit_price: Decimal
@@ -415,7 +420,8 @@ def time_candidate(terms: Terms, entry: TimeEntry, assignments: Iterable[Assignm
         hold = "not_assigned"
     elif priced is None:
         hold = "no_rate_for_role"
-    return Candidate(entry, ids.time_event_id(terms.contract_no, entry.id, digest), (entry.approved_at or MIN_TIME, entry.id),
+    return Candidate("time", entry.id, entry.work_date, entry.description, entry.hours,
+                     ids.time_event_id(terms.contract_no, entry.id, digest), (entry.approved_at or MIN_TIME, entry.id),
                      unit_price, amount, tax_code, hold, terms.tax_rate(tax_code, entry.work_date) is not None)
 
 
@@ -432,7 +438,8 @@ def expense_candidate(terms: Terms, expense: ExpenseItem) -> Candidate | None:
         hold = "expenses_not_billable"
     elif expense.currency != terms.currency:
         hold = "currency_mismatch"
-    return Candidate(expense, ids.expense_event_id(terms.contract_no, expense.id, digest), (expense.id,),
+    return Candidate("expense", expense.id, expense.expense_date, expense.category, Decimal("1.00"),
+                     ids.expense_event_id(terms.contract_no, expense.id, digest), (expense.id,),
                      expense.amount, expense.amount, "STD", hold, terms.tax_rate("STD", expense.expense_date) is not None)
 
 
@@ -450,20 +457,12 @@ def running_holds(candidates: Iterable[Candidate], limit: Decimal, reason: str) 
 
 
 def billing_event(terms: Terms, c: Candidate, hold: str | None) -> BillingEvent:
-    if isinstance(c.row, TimeEntry):
-        entry = c.row
-        return _event(
-            terms, event_id=c.event_id, event_type="time", source_system="psa",
-            source_ref=ids.source_ref("psa", "timesheet_entry", entry.id), service_date=entry.work_date,
-            description=entry.description, quantity=entry.hours, unit_price=c.unit_price, amount=c.amount,
-            tax_code=c.tax_code, hold=hold,
-        )
-    expense = c.row
+    table = "timesheet_entry" if c.event_type == "time" else "expense_line"
     return _event(
-        terms, event_id=c.event_id, event_type="expense", source_system="psa",
-        source_ref=ids.source_ref("psa", "expense_line", expense.id), service_date=expense.expense_date,
-        description=expense.category, quantity=Decimal("1.00"), unit_price=expense.amount, amount=expense.amount,
-        tax_code="STD", hold=hold,
+        terms, event_id=c.event_id, event_type=c.event_type, source_system="psa",
+        source_ref=ids.source_ref("psa", table, c.row_id), service_date=c.service_date,
+        description=c.description, quantity=c.quantity, unit_price=c.unit_price, amount=c.amount,
+        tax_code=c.tax_code, hold=hold,
     )
 
 

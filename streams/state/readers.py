@@ -48,7 +48,7 @@ class Readers:
     """Engagements by what they read, as entries of the mirror's store; the readers of recent
     lookups are remembered (at most ``size`` lookups) until an engagement's lookups change."""
 
-    def __init__(self, store: Store, size: int = 50_000):
+    def __init__(self, store: Store, size: int = 10_000):
         self.store = store
         self.size = size
         self._found: OrderedDict[str, frozenset[str]] = OrderedDict()

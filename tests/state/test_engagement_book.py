@@ -246,12 +246,11 @@ def test_a_batch_that_was_not_committed_leaves_no_book_ahead_of_the_ledger():
 
 
 def test_a_running_total_recomputes_from_the_change_and_stops_where_it_is_back():
-    from tests.rules.builders import time_entry
     from streams.rules.engagement import Candidate
     from decimal import Decimal as D
 
     def cand(i, amount):
-        return Candidate(time_entry(i), f"E{i}", (T0, i), D(amount), D(amount), "STD", None, True)
+        return Candidate("time", i, T0.date(), None, D("1"), f"E{i}", (T0, i), D(amount), D(amount), "STD", None, True)
 
     total = RunningTotal(D("300"), "over_budget", [cand(i, "100") for i in range(1, 6)])
     assert [total.holds[f"E{i}"] for i in range(1, 6)] == [None, None, None, "over_budget", "over_budget"]
