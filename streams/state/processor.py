@@ -33,7 +33,7 @@ from streams.state.keys import META_READERS, AccountKey, InvoiceKey
 from streams.state.ledger import Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
-from streams.state.views import InvoicedEvents, account_invoices, engagement_view, invoice_inputs
+from streams.state.views import InvoicedEvents, account_invoices, engagement_view, invoice_inputs, recorded_view
 
 
 @dataclass(frozen=True)
@@ -136,10 +136,7 @@ class Processor:
             return 0
         contracts = sorted(self.mirror.contracts())
         for contract in contracts:
-            lookups: set[str] = set()
-            with self.mirror.recording(lookups):
-                engagement_view(self.mirror, contract)
-            self.mirror.readers.replace(contract, lookups)
+            recorded_view(self.mirror, contract)
         self.mirror.store.put(META_READERS, True)
         return len(contracts)
 
@@ -172,10 +169,7 @@ class Processor:
             found = self._incremental(contract, applied) if applied is not None else None
         if found is None:
             previous = self.ledger.outputs(contract)
-            lookups = set()
-            with self.mirror.recording(lookups):
-                view = engagement_view(self.mirror, contract)
-            self.mirror.readers.replace(contract, lookups)
+            view, _ = recorded_view(self.mirror, contract)
             head = derive_head(view)
             if head is None:
                 self.books.drop(contract)
@@ -363,6 +357,7 @@ def _rows_changed(mirror: SourceMirror, applied: list[Applied], book: Engagement
                 entries |= book.entries_of_resource.get(model.resource_id, set())
             elif t == "finance.ar_invoice_line":
                 named.add((model.src_ref or "").strip())
+                mirror.get("finance.ar_invoice_hdr", model.inv_no)  # read in full with the line: its arrival reaches the engagement
             elif t == "finance.ar_invoice_hdr":
                 named.update((line.src_ref or "").strip() for line in mirror.find("finance.ar_invoice_line", "by_invoice", model.inv_no))
     named.discard("")

@@ -28,7 +28,7 @@ from typing import Any
 from streams.state.keys import EngagementRowKey
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.store import MemoryStore, PrefixView, Store
-from streams.state.views import engagement_view
+from streams.state.views import engagement_view, recorded_view
 
 ROWS_PER_PART = 200
 
@@ -87,10 +87,7 @@ class RouteBook:
             if found is not None:
                 rows, writes = found
                 return (self._parts(contract, rows, False, ledger), writes) if rows else ([], {})
-        lookups: set[str] = set()
-        with mirror.recording(lookups) as refs:
-            engagement_view(mirror, contract)
-        mirror.readers.replace(contract, lookups)
+        _, refs = recorded_view(mirror, contract)
         now = {ref: mirror.position(ref) for ref in refs}
         if not now and before is None:
             return [], {}  # nothing of it yet (an invoice line naming an unknown engagement)

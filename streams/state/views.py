@@ -43,6 +43,16 @@ def engagement_view(mirror: SourceMirror, contract_number: str, rows: bool = Tru
     )
 
 
+def recorded_view(mirror: SourceMirror, contract_number: str) -> tuple[EngagementView, set[str]]:
+    """The engagement's whole view, and the refs of the rows it read; what it asked for becomes
+    the engagement's lookups (``Readers.replace``): changes under them reach it from now on."""
+    lookups: set[str] = set()
+    with mirror.recording(lookups) as refs:
+        view = engagement_view(mirror, contract_number)
+    mirror.readers.replace(contract_number, lookups)
+    return view, refs
+
+
 def invoice_inputs(mirror: SourceMirror, inv_no: str) -> tuple[Invoice | None, list[Payment], str | None, str | None]:
     """(invoice, payments, contract number, client account number) of one invoice."""
     invoice = mirror.get("finance.ar_invoice_hdr", inv_no)
