@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
 
-.PHONY: run test stop status install system python chaos bench bench-history bench-state bench-tools clean
+.PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -56,7 +56,13 @@ $(BIN)/q2c: pyproject.toml
 chaos: install
 	Q2C_FAULT_ENGAGEMENTS=40 Q2C_FAULT_ENTRIES=500 Q2C_FAULT_ERP_DOWN_S=60 $(BIN)/pytest -ra -s tests/faults
 
+# The benchmark suite (bench/suite.py): backlog catch-up, the bare-loop baseline, transform,
+# latency at 500 changes/s, capture; the median of three runs into bench/results.json.
 bench: install bench-tools
+	$(BIN)/python -m bench.suite --workers 2
+
+# The quick one: 10,000 approvals end to end and the pure core.
+bench-quick: install bench-tools
 	$(BIN)/python -m bench.throughput
 
 # A firm's history (COPY into the sources), caught up, then live approvals with a kill -9.

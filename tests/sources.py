@@ -73,6 +73,26 @@ def settle(seconds: float = 4) -> None:
     time.sleep(seconds)
 
 
+def dsn_of(settings, database: str, role: str) -> str:
+    """The DSN of ``database`` on the stack's PostgreSQL for ``role``."""
+    return settings.dsn("postgres", role).rsplit("/", 1)[0] + f"/{database}"
+
+
+def database_for_sync(settings, name: str, ddl: str | None) -> str:
+    """Create ``name`` (with the client's DDL) for the sync's role; its DSN for that role."""
+    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
+        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
+            conn.execute(f'create database "{name}"')
+        conn.execute(f'grant connect, create on database "{name}" to q2c_sync')
+    if ddl:
+        with psycopg.connect(dsn_of(settings, name, "admin"), autocommit=True) as conn:
+            if not conn.execute("select 1 from information_schema.schemata where schema_name = 'erp_inbound'").fetchone():
+                conn.execute(ddl)
+            conn.execute("grant usage on schema erp_inbound to q2c_sync")
+            conn.execute("grant select, insert, update on all tables in schema erp_inbound to q2c_sync")
+    return dsn_of(settings, name, "sync")
+
+
 class Firm:
     """The client firm's databases, with a few verbs its users perform."""
 

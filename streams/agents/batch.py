@@ -11,6 +11,7 @@ import psycopg
 from confluent_kafka import Producer
 
 from streams.agents import metrics
+from streams.agents.changelog import Changelog
 from streams.agents.topics import DEAD_LETTER
 from streams.config import Settings
 from streams.sinks.retry import with_backoff
@@ -24,6 +25,7 @@ class BatchHandler:
     def __init__(self, settings: Settings):
         self.s = settings
         self.producer: Producer | None = None
+        self.changelog = Changelog(self.kafka_producer)  # the tables' changelog records, on the same producer
         self.conns: dict[str, psycopg.Connection] = {}
 
     async def process(self, events: list[Any]) -> None:  # pragma: no cover - abstract
@@ -94,9 +96,12 @@ class BatchHandler:
             self.flush()
 
     def flush(self) -> None:
+        """Every record queued so far (canonical events, dead letters, changelog records)
+        delivered, or an error."""
         remaining = self.kafka_producer().flush(60)
         if remaining:
             raise RuntimeError(f"{remaining} messages not delivered to Kafka")
+        self.changelog.persist()
 
     # --- databases ----------------------------------------------------------------------------
 

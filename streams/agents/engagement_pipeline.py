@@ -87,6 +87,7 @@ class EngagementPipeline(BatchHandler):
         for key, doc in result.mirror_writes.items():
             self._put(self.rows_table, key, doc)
         persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
+        await asyncio.to_thread(self.flush)  # the entries' changelog records, before the batch counts as done
         self.stage.commit(result)
         metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
 
@@ -96,11 +97,4 @@ class EngagementPipeline(BatchHandler):
 
     def _put(self, table: Any, key: str, value: Any) -> None:
         """Set (or, None, remove) one entry in its engagement's partition of a Faust table."""
-        partition = self.partition_of(contract_of(key))
-        if value is None:
-            if key in table.data:
-                del table.data[key]
-            table.send_changelog(partition, key, None, value_serializer="raw")
-        else:
-            table.data[key] = value
-            table.send_changelog(partition, key, value)
+        self.changelog.put(table, key, value, self.partition_of(contract_of(key)))

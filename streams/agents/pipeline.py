@@ -61,9 +61,9 @@ class CapturePipeline(BatchHandler):
         read on demand), and restore the open transactions."""
         started = time.monotonic()
         cache = self.s.state_cache_rows
-        self.mirror = SourceMirror(store=table_rows(self.mirror_table, MirrorCodec(), cache))
-        ledger = Ledger(table_rows(self.ledger_table, LedgerCodec(), cache))
-        routes = RouteBook(table_rows(self.routes_table, PlainCodec(), cache)) if self.routes_table is not None else None
+        self.mirror = SourceMirror(store=table_rows(self.mirror_table, MirrorCodec(), cache, self.changelog))
+        ledger = Ledger(table_rows(self.ledger_table, LedgerCodec(), cache, self.changelog))
+        routes = RouteBook(table_rows(self.routes_table, PlainCodec(), cache, self.changelog)) if self.routes_table is not None else None
         self.processor = Processor(self.mirror, ledger, routes=routes)
         indexed = self.mirror.ensure_indexes()  # a table written before its indexes were kept in it
         recorded = self.processor.ensure_readers()  # or before the engagements' reads were
@@ -185,6 +185,7 @@ class CapturePipeline(BatchHandler):
         await asyncio.to_thread(self._publish, result, letters)
         await asyncio.to_thread(write_sinks, self, result)
         self.processor.commit(result)  # the ledger rows and what was routed, into their tables
+        await asyncio.to_thread(self.flush)  # their changelog records, before the batch counts as done
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)

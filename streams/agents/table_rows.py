@@ -10,31 +10,27 @@ from __future__ import annotations
 
 from typing import Any, Iterator
 
+from streams.agents.changelog import Changelog
 from streams.state.store import CachedStore, Codec, MemoryStore, Store
 
 
 class TableBackend:
     """A Faust table kept in ``streams.agents.table_store``: documents by key, prefix scans.
-    Writes go to the local database and, with the partition the store gives the key, to the
-    changelog (what ``table[key] = doc`` does, without Faust hashing every key again)."""
+    Writes go to the local database and their changelog records to ``changelog``
+    (``streams.agents.changelog``: through confluent-kafka, delivered by the batch's flush)."""
 
-    def __init__(self, table: Any):
-        self.table = table
+    def __init__(self, table: Any, changelog: Changelog):
+        self.table, self.changelog = table, changelog
         self.store = table.data
 
     def get(self, key: str) -> Any | None:
         return self.store.get(key)
 
     def put(self, key: str, doc: Any) -> None:
-        self.store[key] = doc
-        encoded, partition = self.store.placement(key)
-        self.table.send_changelog(partition, encoded, doc, key_serializer="raw")
+        self.changelog.put(self.table, key, doc)
 
     def delete(self, key: str) -> None:
-        if key in self.store:  # a missing key would cost a needless tombstone in the changelog
-            del self.store[key]
-            encoded, partition = self.store.placement(key)
-            self.table.send_changelog(partition, encoded, None, key_serializer="raw", value_serializer="raw")
+        self.changelog.put(self.table, key, None)
 
     def scan(self, prefix: str) -> Iterator[tuple[str, Any]]:
         return self.store.scan(prefix)
@@ -60,8 +56,8 @@ class HeapTable(MemoryStore):
         super().delete(key)
 
 
-def table_rows(table: Any, codec: Codec, cache_rows: int) -> Store:
+def table_rows(table: Any, codec: Codec, cache_rows: int, changelog: Changelog) -> Store:
     """The store of one table: on demand when its store scans by prefix, else on the heap."""
-    if hasattr(table.data, "scan") and hasattr(table.data, "placement"):
-        return CachedStore(TableBackend(table), codec, cache_rows)
+    if hasattr(table.data, "scan") and hasattr(table.data, "write"):
+        return CachedStore(TableBackend(table, changelog), codec, cache_rows)
     return HeapTable(table, codec)

@@ -16,7 +16,8 @@ a task to one partition.) Here the key decides, as it does for the changelog rec
 - tables the sync partitions itself (the scaled-out engagement tables, written with an explicit
   partition): the ``partition_of`` function given in the table's options.
 
-Overridden: ``_set``, ``_get``, ``_del``, ``_contains``; added: ``scan``, the entries under a key
+Overridden: ``_set``, ``_get``, ``_del``, ``_contains``; added: ``write`` (an entry set in
+its partition's database, returning its changelog record's bytes: ``changelog.py``), ``scan``, the entries under a key
 prefix in key order (RocksDB keeps keys sorted; the mirror's indexes and an engagement's ledger
 rows are read as prefixes). Everything else (recovery from the changelog by message partition,
 persisted offsets, iteration over the active partitions) is Faust's. Registered as ``keyed-rocksdb://`` through the ``faust.stores`` entry point
@@ -88,6 +89,20 @@ class Store(rocksdb.Store):
         if type(key) is str and self.table.key_serializer == "json":
             return json.dumps(key).encode()  # what Faust's JSON codec writes for a string, without its set-up per call
         return super()._encode_key(key)
+
+    def write(self, key: Any, value: Any | None) -> tuple[bytes, Optional[bytes], int]:
+        """Set (None: remove) one entry in its partition's local database; returns what its
+        changelog record carries: the key's and the value's bytes, and the partition."""
+        encoded, partition = self.placement(key)
+        db = self._db_for_partition(partition)
+        if value is None:
+            db.delete(encoded)
+            self._key_index.pop(encoded, None)
+            return encoded, None, partition
+        value_bytes = self._encode_value(value)
+        db.put(encoded, value_bytes)
+        self._key_index[encoded] = partition
+        return encoded, value_bytes, partition
 
     def _set(self, key: bytes, value: Optional[bytes]) -> None:
         partition = self._partition(key)

@@ -1,14 +1,18 @@
-"""Decoding of Debezium change events (Kafka Connect JSON with schemas) into ``RowChange``s.
+"""Decoding of Debezium change events (Kafka Connect JSON) into ``RowChange``s.
 
-Handles create, snapshot read, update, delete and tombstone; converts Debezium's temporal
-encodings by their schema names; marks unchanged TOAST values so the mirror keeps the old value.
+Handles create, snapshot read, update, delete and tombstone; marks unchanged TOAST values so the
+mirror keeps the old value. Debezium's temporal encodings are converted by their schema names
+when the event carries its schema; without one (the connectors' converters send none: the
+schema made an event four times its size) they are left as they came, and the table's mapping
+converts them by its model's field types (``from_schemaless``).
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
+
+import orjson
 
 EPOCH = date(1970, 1, 1)
 EPOCH_DT = datetime(1970, 1, 1)
@@ -77,6 +81,23 @@ def _convert(value: Any, field_schema: dict) -> Any:
     return value
 
 
+def from_schemaless(value: Any, kind: type) -> Any:
+    """A value of a ``kind`` column (``date``, ``datetime``, ``time``) as Debezium writes it when
+    the converter sends no schema (``time.precision.mode=adaptive_time_microseconds``): a date
+    as days since 1970, a ``timestamp`` as microseconds, a ``timestamptz`` as an ISO string, a
+    ``time`` as microseconds since midnight. Values of other types are returned as they are."""
+    if kind is date and type(value) is int:
+        return EPOCH + timedelta(days=value)
+    if kind is datetime:
+        if type(value) is int:
+            return EPOCH_DT + timedelta(microseconds=value)
+        if type(value) is str and value != UNAVAILABLE:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+    if kind is time and type(value) is int:
+        return (datetime.min + timedelta(microseconds=value)).time()
+    return value
+
+
 def _decode_row(row: dict | None, struct_schema: dict | None) -> dict | None:
     if row is None:
         return None
@@ -90,8 +111,8 @@ def _parse_json(raw: bytes | str | None, what: str) -> Any:
     if raw is None:
         return None
     try:
-        return json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
+        return orjson.loads(raw)
+    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UndecodableEvent(f"{what} is not JSON: {exc}") from exc
 
 

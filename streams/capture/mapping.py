@@ -4,13 +4,18 @@ topic and the warehouse table) and its primary key. The tables themselves are li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
-from typing import Any, Callable
+from datetime import date, datetime, time, timedelta
+from functools import cached_property
+from typing import Any, Callable, get_args
 
 from pydantic import ValidationError
 
 from streams.canonical.models import Canonical
-from streams.capture.envelope import EPOCH
+from streams.capture.envelope import EPOCH, from_schemaless
+
+
+# model field → the source column it is read from, where the two differ
+RENAMED = {"source_updated_at": "updated_at"}
 
 
 def source_updated_at(row: dict[str, Any]) -> dict[str, Any]:
@@ -20,6 +25,18 @@ def source_updated_at(row: dict[str, Any]) -> dict[str, Any]:
     if "updated_at" in out:
         out["source_updated_at"] = out.pop("updated_at")
     return out
+
+
+def temporal_columns(model: type[Canonical]) -> dict[str, type]:
+    """The source columns a model reads as ``date``, ``datetime`` or ``time`` (optional or not)."""
+    found = {}
+    for name, info in model.model_fields.items():
+        kinds = {info.annotation, *get_args(info.annotation)}
+        for kind in (datetime, date, time):  # datetime first: it is a subclass of date
+            if kind in kinds:
+                found[RENAMED.get(name, name)] = kind
+                break
+    return found
 
 
 class InvalidRow(ValueError):
@@ -53,7 +70,15 @@ class TableMapping:
             out[k] = v
         return out
 
+    @cached_property
+    def temporal(self) -> dict[str, type]:
+        return temporal_columns(self.model)
+
     def to_model(self, row: dict[str, Any]) -> Canonical:
+        """A source row (as decoded: with or without its schema) → its canonical model."""
+        undecoded = {c: from_schemaless(row[c], kind) for c, kind in self.temporal.items() if type(row.get(c)) in (int, str)}
+        if undecoded:
+            row = {**row, **undecoded}
         try:
             return self.model.model_validate(self.normalise(row))
         except ValidationError as exc:

@@ -146,7 +146,7 @@ class ConnectWorker(BackgroundPart):
             "key.converter=org.apache.kafka.connect.json.JsonConverter\n"
             "key.converter.schemas.enable=false\n"
             "value.converter=org.apache.kafka.connect.json.JsonConverter\n"
-            "value.converter.schemas.enable=true\n"
+            "value.converter.schemas.enable=false\n"  # the connectors say so too (connect/*.json)
             f"listeners=http://{s.host}:{s.connect_port}\n"
             f"rest.advertised.host.name={s.host}\n"
             f"rest.advertised.port={s.connect_port}\n"

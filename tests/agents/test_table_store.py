@@ -99,3 +99,53 @@ def test_the_store_picks_the_partition_the_changelog_record_goes_to(stack, tmp_p
     chosen = asyncio.run(_partitions_kafka_chose(stack.s.bootstrap, topic, encoded))
     assert [store._partition(k) for k in encoded] == chosen
     assert len(set(chosen)) > 1
+
+
+@pytest.mark.stack
+def test_changelog_records_sent_through_confluent_kafka_rebuild_the_table_and_persist_their_offsets(stack, tmp_path):
+    from types import SimpleNamespace
+
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+    from faust.types import TP
+
+    from streams.agents.changelog import Changelog
+
+    table = _table(tmp_path / "a")
+    topic = table.changelog_topic.get_topic_name()
+    admin = AdminClient(stack.s.kafka_client_config())
+    admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)])[topic].result(30)
+    producer = Producer({**stack.s.kafka_client_config(), "enable.idempotence": True})
+    changelog = Changelog(lambda: producer)
+    for key in KEYS:
+        changelog.put(table, key, {"k": key})
+    changelog.put(table, KEYS[3], None)
+    changelog.put(table, "never written", None)  # no tombstone for a key that is not there
+    assert producer.flush(30) == 0
+    changelog.persist()
+
+    consumer = Consumer({**stack.s.kafka_client_config(), "group.id": f"t-{uuid.uuid4().hex[:6]}",
+                         "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    ends = {p: consumer.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in range(4)}
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(4)])
+    records = []
+    while len(records) < sum(ends.values()):
+        msg = consumer.poll(10)
+        assert msg is not None and msg.error() is None
+        records.append(msg)
+    consumer.close()
+    assert len(records) == len(KEYS) + 1  # every entry and the one removal
+    store = table.data
+    for msg in records:  # each record in the partition of its key's local database, with its bytes
+        assert store._partition(msg.key()) == msg.partition()
+    for p, end in ends.items():
+        assert store.persisted_offset(TP(topic, p)) == (end - 1 if end else None)
+
+    # what Faust's recovery does with the records: a new host's table holds the same entries
+    rebuilt = _table(tmp_path / "b").data
+    events = [SimpleNamespace(message=SimpleNamespace(tp=TP(m.topic(), m.partition()), partition=m.partition(),
+                                                      offset=m.offset(), key=m.key(), value=m.value()))
+              for m in records]  # as Faust's recovery hands them over
+    rebuilt.apply_changelog_batch(events, None, None)
+    assert {k: rebuilt[k] for k in KEYS if k != KEYS[3]} == {k: {"k": k} for k in KEYS if k != KEYS[3]}
+    assert KEYS[3] not in rebuilt

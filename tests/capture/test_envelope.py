@@ -113,3 +113,36 @@ def test_an_older_change_never_overwrites_a_newer_one_and_toast_placeholders_kee
     mirror.apply(toast)
     assert mirror.get("psa.timesheet_entry", 1).description == "long text"
     assert mirror.get("psa.timesheet_entry", 1).hours == D("5")
+
+
+def schemaless(after, lsn=1000, table="gl_period", schema="finance"):
+    """What Debezium writes with ``value.converter.schemas.enable=false`` (the connectors' setting)."""
+    return json.dumps({"before": None, "after": after, "op": "c",
+                       "source": {"lsn": lsn, "ts_us": 1795838201791753, "schema": schema, "table": table, "txId": 7}}).encode()
+
+
+def test_a_schemaless_finance_row_reads_as_the_same_model_as_with_its_schema():
+    row = {"period_cd": "202607", "start_dt": 20635, "end_dt": 20665, "status_cd": "O ", "last_upd_ts": 1784106000000000}
+    typed = decode("finance.finance.gl_period", b'{"period_cd":"202607"}', envelope(row, fields=PERIOD_FIELDS))
+    bare = decode("finance.finance.gl_period", b'{"period_cd":"202607"}', schemaless(row))
+    model = mapping_for(bare).to_model(bare.row)
+    assert model == mapping_for(typed).to_model(typed.row)
+    # the local timestamp (microseconds, no zone) is still read as London time
+    assert model.start_dt == date(2026, 7, 1) and model.last_upd_ts == datetime(2026, 7, 15, 8, 0, tzinfo=timezone.utc)
+
+
+def test_schemaless_dates_and_zoned_timestamps_of_the_psa_and_the_crm_are_converted_by_the_model():
+    entry = {"id": 1, "resource_id": 2, "project_id": 3, "work_date": 20513, "hours": "7.50", "billable": True,
+             "status": "approved", "approved_at": "2026-03-02T09:30:00.123456Z", "updated_at": "2026-03-02T09:30:00Z"}
+    change = decode("psa.psa.timesheet_entry", b'{"id":1}', schemaless(entry, table="timesheet_entry", schema="psa"))
+    model = mapping_for(change).to_model(change.row)
+    assert model.work_date == date(2026, 3, 1) and model.hours == D("7.50")
+    assert model.approved_at == datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=timezone.utc)
+    quote = {"id": 1, "quote_number": "Q-1", "account_id": 1, "opportunity_id": 1, "quote_type": "time_and_materials",
+             "commercial_model": "time_and_materials", "status": "approved", "payment_terms_days": 30, "discount_pct": "0",
+             "total_amount": "1000.00", "start_date": 20454, "end_date": 20818, "currency": "GBP",
+             "approved_at": "2026-01-05T10:00:00Z", "updated_at": "2026-01-05T10:00:01Z", "revision": 1}
+    change = decode("crm.crm.quote", b'{"id":1}', schemaless(quote, table="quote", schema="crm"))
+    model = mapping_for(change).to_model(change.row)
+    assert model.start_date == date(2026, 1, 1) and model.end_date == date(2026, 12, 31)
+    assert model.source_updated_at == datetime(2026, 1, 5, 10, 0, 1, tzinfo=timezone.utc)  # updated_at, renamed

@@ -52,7 +52,7 @@ def _captured(stack, topic: str, row_id: int) -> dict:
 
 
 def _under_withheld_transaction(doc: dict, tx: str, **changes) -> bytes:
-    payload = doc["payload"]
+    payload = doc.get("payload", doc)  # with its schema or without
     payload["op"] = "u"
     payload["before"] = dict(payload["after"])
     payload["after"].update(changes)

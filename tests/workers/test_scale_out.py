@@ -20,31 +20,12 @@ from streams.stack.process import kill_hard
 from streams.stack.worker import FaustWorker
 from tests.load import Load
 from tests.scenarios import test_billing
-from tests.sources import Db, Delivery, Firm, eventually
+from tests.sources import Db, Delivery, Firm, database_for_sync, dsn_of, eventually
 
 pytestmark = pytest.mark.stack
 
 APP_ID = "q2c-sync-scaled"
 PARTITIONS = 4
-
-
-def _dsn(settings, database: str, role: str) -> str:
-    return settings.dsn("postgres", role).rsplit("/", 1)[0] + f"/{database}"
-
-
-def _database(settings, name: str, ddl: str | None) -> str:
-    """Create ``name`` (with the client's DDL) for the sync's role; its DSN for that role."""
-    with psycopg.connect(settings.dsn("postgres"), autocommit=True) as conn:
-        if not conn.execute("select 1 from pg_database where datname = %s", (name,)).fetchone():
-            conn.execute(f'create database "{name}"')
-        conn.execute(f'grant connect, create on database "{name}" to q2c_sync')
-    if ddl:
-        with psycopg.connect(_dsn(settings, name, "admin"), autocommit=True) as conn:
-            if not conn.execute("select 1 from information_schema.schemata where schema_name = 'erp_inbound'").fetchone():
-                conn.execute(ddl)
-            conn.execute("grant usage on schema erp_inbound to q2c_sync")
-            conn.execute("grant select, insert, update on all tables in schema erp_inbound to q2c_sync")
-    return _dsn(settings, name, "sync")
 
 
 def _caught_up(settings) -> bool:
@@ -57,8 +38,8 @@ def workers(stack):
     s = stack.s
     env = {
         "Q2C_APP_ID": APP_ID, "Q2C_ENGAGEMENT_PARTITIONS": str(PARTITIONS),
-        "Q2C_ERP_DSN": _database(s, "erp_scaled", (SYSTEMS_DIR / "erp.sql").read_text()),
-        "Q2C_WAREHOUSE_DSN": _database(s, "warehouse_scaled", None),
+        "Q2C_ERP_DSN": database_for_sync(s, "erp_scaled", (SYSTEMS_DIR / "erp.sql").read_text()),
+        "Q2C_WAREHOUSE_DSN": database_for_sync(s, "warehouse_scaled", None),
     }
     pair = [FaustWorker(s, f"worker-scaled-{i}", {**env, "Q2C_METRICS_PORT": str(s.metrics_port + 10 + i),
                                                    "Q2C_WORKER_WEB_PORT": str(s.worker_web_port + 10 + i)})
@@ -82,7 +63,7 @@ def workers(stack):
 def scaled_firm(stack, firm, workers):
     """The firm's systems (the suite's, with its tax rate), with the ERP the two workers write."""
     scaled = Firm(stack.s)
-    scaled.erp = Db(_dsn(stack.s, "erp_scaled", "admin"))
+    scaled.erp = Db(dsn_of(stack.s, "erp_scaled", "admin"))
     return scaled
 
 
