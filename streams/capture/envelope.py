@@ -8,11 +8,10 @@ converts them by its model's field types (``from_schemaless``).
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
-
-import orjson
 
 EPOCH = date(1970, 1, 1)
 EPOCH_DT = datetime(1970, 1, 1)
@@ -111,8 +110,8 @@ def _parse_json(raw: bytes | str | None, what: str) -> Any:
     if raw is None:
         return None
     try:
-        return orjson.loads(raw)
-    except (orjson.JSONDecodeError, UnicodeDecodeError) as exc:
+        return json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
         raise UndecodableEvent(f"{what} is not JSON: {exc}") from exc
 
 

@@ -76,7 +76,10 @@ class TableMapping:
 
     def to_model(self, row: dict[str, Any]) -> Canonical:
         """A source row (as decoded: with or without its schema) → its canonical model."""
-        undecoded = {c: from_schemaless(row[c], kind) for c, kind in self.temporal.items() if type(row.get(c)) in (int, str)}
+        try:
+            undecoded = {c: from_schemaless(row[c], kind) for c, kind in self.temporal.items() if type(row.get(c)) in (int, str)}
+        except (OverflowError, ValueError) as exc:
+            raise InvalidRow(f"{self.table_id} row has a date or time Debezium could not have written: {exc}") from exc
         if undecoded:
             row = {**row, **undecoded}
         try:
