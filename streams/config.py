@@ -66,7 +66,8 @@ class Settings(BaseSettings):
     batch_size: int = 2000
     # how long a source transaction is held waiting for all its changes before it is applied as it is
     transaction_wait_s: float = 120.0
-    batch_within_s: float = 0.2
+    # how long a batch waits to fill before it is processed as it is: a change's latency when it comes alone
+    batch_within_s: float = 0.05
     # how long the group waits for a worker that stopped answering before its partitions go to another
     session_timeout_s: float = 20.0
 

@@ -1,5 +1,6 @@
 """The Faust app: one agent reads every Debezium topic in batches and hands each batch to the
-``CapturePipeline`` (decode → mirror → rules → canonical topics → sinks → ledger).
+``CapturePipeline`` (decode → mirror → rules → canonical topics → sinks → ledger); the warehouse
+loader reads the canonical topics beside it, outside Faust (``warehouse_loader.py``).
 
 State lives in changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN),
 ``q2c-ledger`` (what was written per engagement, invoice and account) and
@@ -13,6 +14,7 @@ partitions it owns from copies of their rows (``q2c-engagement-rows``) against t
 """
 from __future__ import annotations
 
+import asyncio
 import logging
 import socket
 import time
@@ -25,7 +27,7 @@ from streams.agents.pipeline import CapturePipeline
 from streams.agents.table_store import table_options
 from streams.agents.topics import (
     BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
-    canonical_topics, source_topics,
+    source_topics,
 )
 from streams.agents.warehouse_loader import WarehouseLoader
 from streams.config import faust_credentials, load
@@ -75,8 +77,6 @@ routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partit
 pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table, routes_table)
 loader = WarehouseLoader(settings)
 
-canonical_topic = app.topic(*canonical_topics(), key_type=bytes, value_type=bytes,
-                            key_serializer="raw", value_serializer="raw")
 
 
 def owned_partitions(topic: str) -> set[int]:
@@ -89,10 +89,15 @@ async def capture(stream):
         await pipeline.handle(events)
 
 
-@app.agent(canonical_topic)
-async def load_warehouse(stream):
-    async for events in stream.take_events(settings.batch_size, within=settings.batch_within_s):
-        await loader.handle(events)
+@app.task
+async def start_warehouse_loader() -> None:
+    """The warehouse loader reads the canonical topics in a thread of its own (warehouse_loader.py)."""
+    loader.start()
+
+
+@app.on_before_shutdown.connect
+async def stop_warehouse_loader(sender, **kwargs) -> None:
+    await asyncio.to_thread(loader.stop)
 
 
 engagements = None

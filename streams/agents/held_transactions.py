@@ -134,6 +134,17 @@ class HeldTransactions:
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)
 
+    def release_all(self) -> list[RowChange]:
+        """Every change still held, as it is: at the end of a replay's rebuild, the transactions
+        still incomplete are those the first run applied after waiting for them, and the sweep
+        that follows must see their rows."""
+        released = self.buffer.release_overdue(float("inf"))
+        if released:
+            metrics.INCOMPLETE_TRANSACTIONS.inc(len({(c.source, c.transaction) for c in released}))
+            log.warning("applying %d changes of source transactions still incomplete at the end of the rebuild", len(released))
+        self._persist_closed()
+        return released
+
     def record(self, change: RowChange) -> HeldRecord | None:
         """The held record a change was read from (to dead-letter it with its origin)."""
         return self.records.get(where_of(change))

@@ -80,6 +80,7 @@ class CapturePipeline(BatchHandler):
                 self.replay_target.unlink()
             elif not self.rebuild_until:  # rebuilt before this start: derive everything once now
                 self.sweep_pending = True
+                self.ready_to_apply.extend(self.transactions.release_all())
         log.info("state opened: mirror and ledger on their tables (%d rows indexed, the reads of %d engagements recorded),"
                  " %d open source transactions, in %.2fs",
                  indexed, recorded, len(self.transactions.buffer.open), time.monotonic() - started)
@@ -130,6 +131,7 @@ class CapturePipeline(BatchHandler):
             if not self.rebuild_until:  # caught up with where the replay started: derive everything once
                 log.info("replay: mirror rebuilt; deriving every engagement, invoice and account")
                 self.sweep_pending = True
+                changes.extend(self.transactions.release_all())
             derive = False
         else:
             derive = True

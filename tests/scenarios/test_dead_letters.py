@@ -126,3 +126,18 @@ def test_a_source_column_added_or_dropped_mid_stream(stack, firm, psa, ids):
         firm.psa.run("alter table psa.assignment rename column role_cd to role_code")
     psa.expense(n + 1, pid, n, "50.00")  # processing goes on
     eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where source_ref = %s", f"psa.expense_line:{n + 1}"))
+
+
+def test_an_unreadable_canonical_event_is_dead_lettered_by_the_warehouse_loader_and_loading_goes_on(stack, firm, ids):
+    n = ids()
+    producer = Producer(stack.s.kafka_client_config())
+    key = f"Q-W{n}"
+    producer.produce("q2c.canonical.contract", key=key.encode(), value=b"\xc3\x01not avro",
+                     headers=[("q2c.type", b"contract"), ("q2c.contract", key.encode())])
+    producer.flush(10)
+    approve_quote(firm, n, f"Q-WL{n}")  # written after it: reaches the warehouse only if the loader went on
+    eventually(lambda: firm.warehouse.one("select 1 from dw.contract where contract_number = %s", f"Q-WL{n}"),
+               what="the warehouse loading after the unreadable event")
+    letter = eventually(lambda: next((d for d in letters() if d["key"] == key), None),
+                        what="the unreadable event in the dead-letter topic")
+    assert letter["reason"] == "undecodable" and letter["source_topic"] == "q2c.canonical.contract"
