@@ -11,9 +11,11 @@ and the latency from source commit to ERP row (p50, p99) with and without the ki
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import statistics
+import subprocess
 import tempfile
 import threading
 import time
@@ -21,7 +23,7 @@ from datetime import date, timedelta
 
 import psycopg
 
-from bench.throughput import cpu_s, rss_mb
+from bench.throughput import RESULTS, cpu_s, rss_mb
 from tests.conftest import TEST_PORTS
 
 RATE, COST = "150", "80"
@@ -217,6 +219,12 @@ def main() -> None:
         print(f"kill -9 halfway: a new entry in the ERP {killed['restart_to_erp_s']:.1f}s after the restart; "
               f"commit -> ERP p50 {killed['p50_ms']:,.0f} ms, p99 {killed['p99_ms']:,.0f} ms; "
               f"worker RSS after {rss_mb(stack.worker.pidfile):,.0f} MB")
+        history = {"git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
+                   "rows": rows, "catchup_eps": round(rows / caught), "worker_cpu_us_per_change": round(cpu / rows * 1e6),
+                   "rss_bytes_per_row": round(rss * 1024 * 1024 / rows), "restart_to_erp_s": round(killed["restart_to_erp_s"], 1),
+                   "live_p50_ms": round(calm["p50_ms"]), "live_p99_ms": round(calm["p99_ms"])}
+        kept = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
+        RESULTS.write_text(json.dumps({**kept, "history": history}, indent=2) + "\n")  # make bench reports it
         if args.rebuild:
             lost = live(s, stack, long_n if args.long else base, args.live_rate, args.live_seconds, args.live_seconds / 2,
                         run=3, wipe=True)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any, Iterable, MutableMapping
+from typing import Any, Callable, Iterable, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.table_entry import put_or_remove
@@ -61,8 +61,11 @@ class HeldRecord:
 
 
 class HeldTransactions:
-    def __init__(self, table: MutableMapping, wait_s: float):
-        self.table = table
+    def __init__(self, table: MutableMapping, wait_s: float,
+                 put: Callable[[MutableMapping, str, Any], None] = put_or_remove):
+        """``put``: how an entry is set or (None) removed; the worker's goes through its batch's
+        changelog producer (``streams.agents.changelog``)."""
+        self.table, self.put = table, put
         self.buffer = TransactionBuffer(all_mappings(), overdue_after=wait_s)
         self.records: dict[Where, HeldRecord] = {}  # persisted records of open transactions
         self.ends: set[tuple[str, str]] = set()     # their persisted END markers
@@ -101,11 +104,11 @@ class HeldTransactions:
             if isinstance(item, RowChange) and where not in self.records and self.buffer.holding(item):
                 record = HeldRecord(*where, event.key, event.value)
                 self.records[where] = record
-                self.table[record.table_key] = record.persisted()
+                self.put(self.table, record.table_key, record.persisted())
             elif isinstance(item, TransactionEnd) and (item.source, item.tx) in self.buffer.open:
                 self.ends.add((item.source, item.tx))
-                self.table[TransactionEndKey(item.source, item.tx).text] = {
-                    "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table}
+                self.put(self.table, TransactionEndKey(item.source, item.tx).text, {
+                    "source": item.source, "tx": item.tx, "events_by_table": item.events_by_table})
         overdue = self.buffer.release_overdue(now)
         # the transactions applied are remembered across restarts, so that a record of one that is
         # delivered again (offsets not yet committed at a crash, a copy injected later) passes
@@ -125,11 +128,11 @@ class HeldTransactions:
         if not closed:
             return
         seq = max(time.time_ns(), self.closed_chunks[-1][0] + 1 if self.closed_chunks else 0)
-        self.table[ClosedKey(seq).text] = {"ids": [list(k) for k in closed]}
+        self.put(self.table, ClosedKey(seq).text, {"ids": [list(k) for k in closed]})
         self.closed_chunks.append((seq, len(closed)))
         while sum(n for _, n in self.closed_chunks[1:]) >= self.buffer.remember:
             old, _ = self.closed_chunks.pop(0)
-            put_or_remove(self.table, ClosedKey(old).text, None)
+            self.put(self.table, ClosedKey(old).text, None)
 
     def any_overdue(self, now: float) -> bool:
         return self.buffer.any_overdue(now)
@@ -154,8 +157,8 @@ class HeldTransactions:
         for change in applied:
             record = self.records.pop(where_of(change), None)
             if record is not None:
-                put_or_remove(self.table, record.table_key, None)
+                self.put(self.table, record.table_key, None)
         for source, tx in [k for k in self.ends if k not in self.buffer.open]:
             self.ends.discard((source, tx))
-            put_or_remove(self.table, TransactionEndKey(source, tx).text, None)
+            self.put(self.table, TransactionEndKey(source, tx).text, None)
         metrics.OPEN_TRANSACTIONS.set(len(self.buffer.open))

@@ -52,7 +52,7 @@ class CapturePipeline(BatchHandler):
         """Drop the in-memory state (rebuilt from the tables by ``ready``)."""
         self.mirror = SourceMirror()
         self.processor = Processor(self.mirror, routes=RouteBook() if self.routes_table is not None else None)
-        self.transactions = HeldTransactions(self.open_transactions_table, self.s.transaction_wait_s)
+        self.transactions = HeldTransactions(self.open_transactions_table, self.s.transaction_wait_s, self.changelog.put)
         self.ready_to_apply: list[RowChange] = []  # released while restoring
         self.loaded = False
 
