@@ -1,5 +1,6 @@
-"""Faust's Kafka transport with one fix: after a rebalance, a partition the group never committed
-is read again from its beginning, not from wherever the fetcher had got to.
+"""Faust's Kafka transport with two fixes to the seek after a rebalance: a partition the group
+never committed is read again from its beginning, not from wherever the fetcher had got to; and a
+record fetched before the seek never reaches a stream after it (``Consumer``).
 
 Faust reads ahead while it restores tables after a rebalance, drops what it read for partitions
 it is not yet streaming, and then "seeks the stream partitions to their committed offsets" to read
@@ -52,15 +53,68 @@ def _fetch_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | Non
         return None
 
 
+class FetchedRecords(dict):
+    """A fetch's records, with the count of seeks done before it was taken from aiokafka."""
+
+    def __init__(self, records: Mapping, seeks: int):
+        super().__init__(records)
+        self.seeks = seeks
+
+
 class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
+    seeks = 0                      # seeks of the stream partitions so far (on the consumer thread)
+    sought: frozenset = frozenset()  # the stream partitions the last one put back
+
     async def seek_to_committed(self) -> Mapping[TopicPartition, int | None]:
-        return await self.call_thread(seek_to_committed, self._ensure_consumer(),
-                                      self.app.tables.changelog_topics, self.app.conf.consumer_auto_offset_reset)
+        return await self.call_thread(self._seek_to_committed)
+
+    async def _seek_to_committed(self) -> Mapping[TopicPartition, int | None]:
+        changelogs = set(self.app.tables.changelog_topics)
+        committed = await seek_to_committed(self._ensure_consumer(), changelogs, self.app.conf.consumer_auto_offset_reset)
+        self.sought = frozenset(tp for tp in committed if tp.topic not in changelogs)
+        self.seeks += 1
+        return committed
+
+    async def _fetch_records(self, consumer: AIOKafkaConsumer, active_partitions, timeout=None, max_records=None):
+        records = await super()._fetch_records(consumer, active_partitions, timeout=timeout, max_records=max_records)
+        return FetchedRecords(records, self.seeks)  # counted when aiokafka handed them over: no await between
 
 
 class Consumer(faust_aiokafka.Consumer):
+    """Records fetched before a seek never reach a stream after it.
+
+    Faust resumes the stream partitions before it seeks them (``Recovery._resume_streams``) and
+    hands over a fetch's records one by one while the streams take them, so records fetched from
+    a partition's old position can reach a stream after the seek moved it. Faust takes such a
+    record's offset as the partition's read offset and drops every record below it as read
+    already: the records from the seek's position up to it were never processed and, with nothing
+    committed before, Faust committed past them (seen with ``q2c replay``: the first record handed
+    over after the seek to 0 was at offset 1,047; the rebuilt mirror lacked the rows of 0-1,046 and
+    the sweep reversed their events). Here a record of a partition the last seek put back is
+    dropped when it was fetched before that seek: aiokafka discarded what it held for the
+    partition at the seek and reads it again from the new position.
+    """
+
+    _fetched_seeks: int | None = None
+
     def _new_consumer_thread(self) -> ConsumerThread:
         return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _wait_next_records(self, timeout: float):
+        records, active = await super()._wait_next_records(timeout)
+        self._fetched_seeks = getattr(records, "seeks", None)
+        return records, active
+
+    async def getmany(self, timeout: float):
+        thread, dropped = self._thread, 0
+        async for tp, message in super().getmany(timeout):
+            fetched = self._fetched_seeks
+            if fetched is not None and fetched != thread.seeks and tp in thread.sought:
+                dropped += 1  # fetched before the seek that moved its partition: read again from there
+                continue
+            yield tp, message
+        if dropped:
+            log.info("%d records fetched before a seek not handed to the streams; they are read again", dropped)
 
 
 class Transport(faust_aiokafka.Transport):

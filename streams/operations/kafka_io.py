@@ -55,19 +55,25 @@ def committed_offsets(settings: Settings, partitions: list[tuple[str, int]], gro
         consumer.close()
 
 
-def worker_lag(settings: Settings, topics: list[str], group: str | None = None) -> int:
-    """Events of ``topics`` the workers (the app's consumer group) have not yet committed (sum
-    over partitions)."""
+def lag_by_partition(settings: Settings, topics: list[str], group: str | None = None) -> dict[tuple[str, int], int]:
+    """Events of ``topics`` the workers (the app's consumer group) have not yet committed, by
+    partition (only those with some)."""
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
     consumer = _group_consumer(settings, group)
     try:
         metadata = admin.list_topics(timeout=10).topics
         partitions = [TopicPartition(t, p) for t in topics if t in metadata for p in metadata[t].partitions]
-        committed = consumer.committed(partitions, timeout=10)
-        lag = 0
-        for tp in committed:
+        lag = {}
+        for tp in consumer.committed(partitions, timeout=10):
             _, high = consumer.get_watermark_offsets(tp, timeout=10)
-            lag += high - (tp.offset if tp.offset >= 0 else 0)
+            behind = high - (tp.offset if tp.offset >= 0 else 0)
+            if behind:
+                lag[(tp.topic, tp.partition)] = behind
         return lag
     finally:
         consumer.close()
+
+
+def worker_lag(settings: Settings, topics: list[str], group: str | None = None) -> int:
+    """Events of ``topics`` the workers have not yet committed (sum over partitions)."""
+    return sum(lag_by_partition(settings, topics, group).values())

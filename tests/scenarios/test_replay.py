@@ -5,7 +5,7 @@ import time
 import pytest
 
 from streams.agents.topics import source_topics
-from streams.operations.kafka_io import worker_lag
+from streams.operations.kafka_io import lag_by_partition
 from streams.operations.replay import replay_everything
 from tests.sources import crash_worker, eventually
 
@@ -40,7 +40,9 @@ def rebuilds(stack) -> int:
 
 
 def caught_up(stack) -> bool:
-    return worker_lag(stack.s, source_topics()) == 0
+    lag = lag_by_partition(stack.s, source_topics())
+    assert not lag, f"events not yet committed: {lag}"
+    return True
 
 
 def test_replay_from_the_start_ends_exactly_as_before(stack, firm, psa, ids):
