@@ -28,16 +28,10 @@ from streams.agents.batch import BatchHandler
 from streams.agents.topics import canonical_topics
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
+from streams.capture.envelope import Provenance
 from streams.sinks import warehouse
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class Where:
-    topic: str
-    partition: int
-    offset: int
 
 
 @dataclass(frozen=True)
@@ -46,11 +40,11 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
-    message: Where
+    message: Provenance  # where it was read: the dead letters name it
 
     @classmethod
     def of(cls, msg: Message) -> "Record":
-        return cls(msg.key(), msg.value(), dict(msg.headers() or ()), Where(msg.topic(), msg.partition(), msg.offset()))
+        return cls(msg.key(), msg.value(), dict(msg.headers() or ()), Provenance(msg.topic(), msg.partition(), msg.offset()))
 
 
 class WarehouseLoader(BatchHandler):
