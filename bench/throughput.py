@@ -1,4 +1,4 @@
-"""Throughput benchmark, run by hand (`make bench`): end to end through the real stack, and the
+"""Throughput benchmark, run by hand (`make bench-quick`): end to end through the real stack, and the
 pure core (mirror + rules + diff) alone.
 
 End to end: a generated load (tests/load.py) is written to the PSA; the clock runs from the first
