@@ -20,6 +20,8 @@ from typing import Any, Callable
 from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TP
 
+from streams.agents.table_entry import put_or_remove
+
 
 class ChangelogUndelivered(RuntimeError):
     """Kafka did not take a table's changelog record: the batch must not count as done."""
@@ -59,10 +61,7 @@ class Changelog:
     @staticmethod
     def _put_through_faust(table: Any, key: str, value: Any | None, partition: int | None) -> None:
         if partition is None:
-            if value is None:
-                del table[key]
-            else:
-                table[key] = value
+            put_or_remove(table, key, value)
         elif value is None:
             del table.data[key]
             table.send_changelog(partition, key, None, value_serializer="raw")

@@ -3,7 +3,7 @@
 Handles create, snapshot read, update, delete and tombstone; marks unchanged TOAST values so the
 mirror keeps the old value. Debezium's temporal encodings are converted by their schema names
 when the event carries its schema; without one (the connectors' converters send none: the
-schema made an event four times its size) they are left as they came, and the table's mapping
+schema made an event three times its size) they are left as they came, and the table's mapping
 converts them by its model's field types (``from_schemaless``).
 """
 from __future__ import annotations
@@ -85,16 +85,14 @@ def from_schemaless(value: Any, kind: type) -> Any:
     the converter sends no schema (``time.precision.mode=adaptive_time_microseconds``): a date
     as days since 1970, a ``timestamp`` as microseconds, a ``timestamptz`` as an ISO string, a
     ``time`` as microseconds since midnight. Values of other types are returned as they are."""
-    if kind is date and type(value) is int:
-        return EPOCH + timedelta(days=value)
-    if kind is datetime:
-        if type(value) is int:
-            return EPOCH_DT + timedelta(microseconds=value)
-        if type(value) is str and value != UNAVAILABLE:
-            return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
-    if kind is time and type(value) is int:
-        return (datetime.min + timedelta(microseconds=value)).time()
-    return value
+    if type(value) is int:
+        name = {date: "io.debezium.time.Date", datetime: "io.debezium.time.MicroTimestamp",
+                time: "io.debezium.time.MicroTime"}.get(kind)
+    elif type(value) is str and kind is datetime:
+        name = "io.debezium.time.ZonedTimestamp"
+    else:
+        name = None
+    return _convert(value, {"name": name}) if name else value
 
 
 def _decode_row(row: dict | None, struct_schema: dict | None) -> dict | None:

@@ -4,14 +4,14 @@ topic and the warehouse table) and its primary key. The tables themselves are li
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from functools import cached_property
 from typing import Any, Callable, get_args
 
 from pydantic import ValidationError
 
 from streams.canonical.models import Canonical
-from streams.capture.envelope import EPOCH, from_schemaless
+from streams.capture.envelope import from_schemaless
 
 
 # model field → the source column it is read from, where the two differ
@@ -65,8 +65,8 @@ class TableMapping:
         for k, v in key.items():
             if isinstance(v, str):
                 v = v.strip()
-            if k in self.date_keys and isinstance(v, int):
-                v = EPOCH + timedelta(days=v)
+            if k in self.date_keys:
+                v = from_schemaless(v, date)
             out[k] = v
         return out
 
