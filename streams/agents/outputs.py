@@ -2,6 +2,7 @@
 canonical events to their topics, rows to the ERP, PSA and CRM sinks, and ledger rows to a table."""
 from __future__ import annotations
 
+from collections import Counter
 from typing import Any, Callable, MutableMapping
 
 from streams.agents import metrics
@@ -19,6 +20,7 @@ from streams.state.processor import BatchResult
 def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchResult) -> None:
     """Queue the batch's canonical events on the handler's producer (the caller flushes)."""
     producer = handler.kafka_producer()
+    published: Counter[str] = Counter()
     for event in result.canonical:
         headers = [("q2c.type", event.event_type)]
         if event.ref:
@@ -27,7 +29,9 @@ def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchR
             headers.append(("q2c.contract", event.contract))
         value = wire.encode(event.event_type, event.model) if event.model is not None else None
         producer.produce(avro.topic_of(event.event_type), key=event.key.encode(), value=value, headers=headers)
-        metrics.CANONICAL.labels(event.event_type).inc()
+        published[event.event_type] += 1
+    for event_type, count in published.items():
+        metrics.CANONICAL.labels(event_type).inc(count)
 
 
 def write_sinks(handler: BatchHandler, result: BatchResult) -> None:

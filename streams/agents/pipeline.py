@@ -10,6 +10,7 @@ import asyncio
 import json
 import logging
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from typing import Any, MutableMapping
 
@@ -157,6 +158,7 @@ class CapturePipeline(BatchHandler):
         letters = []
         changes, self.ready_to_apply = self.ready_to_apply, []
         decoded: list[tuple[tuple[str, int, int], Any, RowChange | TransactionEnd]] = []
+        captured: Counter[tuple[str, str]] = Counter()
         for event in events:
             msg = event.message
             where = (msg.topic, msg.partition, msg.offset)
@@ -168,11 +170,13 @@ class CapturePipeline(BatchHandler):
             if item is None:
                 continue
             if isinstance(item, RowChange):
-                metrics.CHANGES.labels(item.table_id, item.op).inc()
+                captured[item.table_id, item.op] += 1
                 if REPLAY_HEADER in (getattr(event, "headers", None) or {}):
                     changes.append(item)  # a dead letter replayed: its transaction was applied long ago
                     continue
             decoded.append((where, event, item))
+        for (table_id, op), count in captured.items():
+            metrics.CHANGES.labels(table_id, op).inc(count)
         changes.extend(self.transactions.offer(decoded, time.monotonic()))
         return changes, letters
 

@@ -16,7 +16,9 @@ a task to one partition.) Here the key decides, as it does for the changelog rec
 - tables the sync partitions itself (the scaled-out engagement tables, written with an explicit
   partition): the ``partition_of`` function given in the table's options.
 
-Overridden: ``_set``, ``_get``, ``_del``, ``_contains``; added: ``write`` (an entry set in
+Overridden: ``_set``, ``_get``, ``_del``, ``_contains`` (the partition of a key is ours, so
+Faust's ``_key_index``, an LRU cache of where keys were last written that only its own versions
+of these read, is left empty), ``_dbs_for_actives`` (kept between rebalances); added: ``write`` (an entry set in
 its partition's database, returning its changelog record's bytes: ``changelog.py``), ``scan``, the entries under a key
 prefix in key order (RocksDB keeps keys sorted; the mirror's indexes and an engagement's ledger
 rows are read as prefixes). Everything else (recovery from the changelog by message partition,
@@ -64,6 +66,8 @@ class Store(rocksdb.Store):
         self._partitions: dict[bytes, int] = {}
         super().__init__(url, app, table, options=options, **kwargs)
         self._all: list[int] = []  # the table's partitions, known once its topic is
+        self._rebalances = 0
+        self._actives: tuple[Any, list[Any]] = (None, [])  # (what they were read at, the active databases)
 
     def _partition(self, key: bytes) -> int:
         partition = self._partitions.get(key)
@@ -97,27 +101,35 @@ class Store(rocksdb.Store):
         db = self._db_for_partition(partition)
         if value is None:
             db.delete(encoded)
-            self._key_index.pop(encoded, None)
             return encoded, None, partition
         value_bytes = self._encode_value(value)
         db.put(encoded, value_bytes)
-        self._key_index[encoded] = partition
         return encoded, value_bytes, partition
 
     def _set(self, key: bytes, value: Optional[bytes]) -> None:
-        partition = self._partition(key)
-        self._db_for_partition(partition).put(key, value)
-        self._key_index[key] = partition
+        self._db_for_partition(self._partition(key)).put(key, value)
 
     def _get(self, key: bytes) -> Optional[bytes]:
         return self._db_for_partition(self._partition(key)).get(key)
 
     def _del(self, key: bytes) -> None:
         self._db_for_partition(self._partition(key)).delete(key)
-        self._key_index.pop(key, None)
 
     def _contains(self, key: bytes) -> bool:
         return self._get(key) is not None
+
+    async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        self._rebalances += 1
+        await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
+        self._rebalances += 1
+
+    def _dbs_for_actives(self) -> list[Any]:
+        """Faust's, kept until the next rebalance or local database: Faust builds the assignor's
+        set of active partitions anew at each call, and the mirror scans several times a change."""
+        at = (self._rebalances, tuple(self._dbs.items()))
+        if self._actives[0] != at:
+            self._actives = (at, list(super()._dbs_for_actives()))
+        return self._actives[1]
 
     def scan(self, prefix: str) -> Iterator[tuple[Any, Any]]:
         """(key, value) of every entry of the active partitions whose key starts with ``prefix``
@@ -126,7 +138,8 @@ class Store(rocksdb.Store):
         if start.endswith(b'"'):  # a JSON string: the encoded prefix is its encoding without the closing quote
             start = start[:-1]
         runs = [self._scan_db(db, start) for db in self._dbs_for_actives()]
-        for key, value in heapq.merge(*runs, key=lambda item: item[0]):
+        entries = runs[0] if len(runs) == 1 else heapq.merge(*runs, key=lambda item: item[0])
+        for key, value in entries:
             yield self._decode_key(key), self._decode_value(value)
 
     def _scan_db(self, db: Any, start: bytes) -> Iterator[tuple[bytes, bytes]]:

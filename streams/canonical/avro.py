@@ -5,6 +5,7 @@ fingerprint + body). ``streams.canonical.wire`` chooses between it and Confluent
 """
 from __future__ import annotations
 
+import copy
 import io
 import json
 import struct
@@ -12,12 +13,13 @@ import types
 import typing
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, get_args, get_origin
+from typing import Any, Callable, get_args, get_origin
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
+from fastavro.write import LOGICAL_WRITERS
 
 from streams.canonical import models as m
 from streams.config import PROJECT_ROOT
@@ -103,11 +105,60 @@ def _by_fingerprint() -> dict[bytes, str]:
     return {_fingerprint(t): t for t in EVENT_TYPES if (SCHEMA_DIR / f"{t}.avsc").exists()}
 
 
+Prepare = Callable[[Any], Any]
+
+
+def _physical(avro: Any) -> tuple[Any, Prepare | None]:
+    """A field's type without its logical type, and what turns a value into that type's datum
+    (fastavro's own logical writers; for ``["null", T]``, with the union branch named)."""
+    if isinstance(avro, dict) and "logicalType" in avro:
+        writer = LOGICAL_WRITERS.get(f"{avro['type']}-{avro['logicalType']}")
+        if writer is not None:
+            return avro["type"], partial(_logical, writer, avro)
+    if isinstance(avro, list) and len(avro) == 2 and avro[0] == "null":
+        inner, prepare = _physical(avro[1])
+        if isinstance(inner, str):  # named branches (records, enums) are left to fastavro
+            return ["null", inner], partial(_branch, inner, prepare)
+    return avro, None
+
+
+def _logical(writer: Callable[[Any, dict], Any], schema: dict, value: Any) -> Any:
+    return writer(value, schema)
+
+
+def _branch(name: str, prepare: Prepare | None, value: Any) -> Any:
+    if value is None:
+        return None
+    return name, prepare(value) if prepare is not None else value  # fastavro's tuple notation
+
+
+@lru_cache(maxsize=None)
+def _writer(event_type: str) -> tuple[Any, tuple[tuple[str, Prepare], ...]]:
+    """The schema as fastavro writes it fastest, and each field's preparation.
+
+    The bytes are those of the schema in ``schemas/``: a logical type changes what a value means,
+    not how it is written. Its values are prepared here, once a field, with fastavro's logical
+    writers, and union branches are named (tuple notation), because fastavro otherwise matches a
+    value against each branch of a union by validating it, which made a billing event (five
+    optional fields, two of them decimals) cost about 30 µs to write."""
+    schema = copy.deepcopy(load_schema(event_type))
+    prepared = []
+    for field in schema["fields"]:
+        field["type"], prepare = _physical(field["type"])
+        if prepare is not None:
+            prepared.append((field["name"], prepare))
+    return fastavro.parse_schema(schema), tuple(prepared)
+
+
 def encode(event_type: str, model: m.Canonical) -> bytes:
+    schema, prepared = _writer(event_type)
+    record = dict(model.__dict__)  # the field values, as model_dump gives them for these flat models
+    for name, prepare in prepared:
+        record[name] = prepare(record[name])
     buf = io.BytesIO()
     buf.write(SINGLE_OBJECT_MAGIC)
     buf.write(_fingerprint(event_type))
-    fastavro.schemaless_writer(buf, parsed(event_type), model.model_dump())
+    fastavro.schemaless_writer(buf, schema, record)
     return buf.getvalue()
 
 

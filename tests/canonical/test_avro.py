@@ -1,9 +1,12 @@
 import io
 import json
+from datetime import datetime, timezone
+from decimal import Decimal
 from pathlib import Path
 
 import fastavro
 import pytest
+from hypothesis import given, settings, strategies as st
 
 from streams.canonical import avro
 from streams.rules.engagement import derive
@@ -81,3 +84,44 @@ def test_canonical_events_round_trip_in_single_object_encoding():
 def test_an_unknown_fingerprint_is_a_clear_error():
     with pytest.raises(avro.UnknownSchema, match="fingerprint"):
         avro.decode(b"\xc3\x01" + b"\x00" * 8 + b"\x02")
+
+
+def _datum(avro_type):
+    """Values of a field's (logical) Avro type, as a canonical model holds them."""
+    if isinstance(avro_type, list):
+        return st.none() | _datum(avro_type[1])
+    if isinstance(avro_type, dict):
+        kind = avro_type["logicalType"]
+        if kind == "decimal":
+            bound = 10 ** avro_type["precision"] - 1
+            return st.integers(-bound, bound).map(lambda n: Decimal(n).scaleb(-avro_type["scale"]))
+        if kind == "date":
+            return st.dates()
+        return st.datetimes(timezones=st.just(timezone.utc), min_value=datetime(1, 1, 2))
+    return {"string": st.text(), "long": st.integers(-2 ** 63, 2 ** 63 - 1), "boolean": st.booleans()}[avro_type]
+
+
+def _records(event_type):
+    fields = avro.load_schema(event_type)["fields"]
+    return st.fixed_dictionaries({f["name"]: _datum(f["type"]) for f in fields})
+
+
+@pytest.mark.parametrize("event_type", sorted(avro.EVENT_TYPES))
+@settings(max_examples=150, deadline=None)
+@given(data=st.data())
+def test_events_are_written_as_fastavro_writes_their_schema(event_type, data):
+    record = data.draw(_records(event_type))
+    model = avro.EVENT_TYPES[event_type].model_construct(**record)
+    reference = io.BytesIO()
+    fastavro.schemaless_writer(reference, fastavro.parse_schema(avro.load_schema(event_type)), record)
+    payload = avro.encode(event_type, model)
+    assert payload[10:] == reference.getvalue()
+    assert avro.decode(payload) == (event_type, record)
+
+
+def test_a_money_amount_finer_than_its_schema_is_refused():
+    out = derive(view([quote(model="milestone")], [line(1, "milestone", price="5000", code="GO")], project=project(),
+                      milestones=[milestone("GO")]))
+    event = out.events["MS:Q-1:GO"].model_copy(update={"amount": Decimal("5000.001")})
+    with pytest.raises(ValueError, match="[Ss]cale"):
+        avro.encode("billing_event", event)
