@@ -1,0 +1,75 @@
+"""The seek guard of the worker's Kafka transport, against a model of Faust's drain loop: a record
+below a partition's read offset is dropped as read already, and each record taken sets it."""
+from streams.agents.kafka_transport import SeekGuard
+
+TP = ("q2c.psa.psa.timesheet_entry", 0)
+
+
+class Drain:
+    """Faust's ``Consumer._drain_messages`` as far as offsets go, with the guard as the transport wires it."""
+
+    def __init__(self, guard: SeekGuard | None):
+        self.guard, self.read_offset, self.taken = guard, None, []
+
+    def hand_over(self, offset: int, fetched_at: int) -> None:
+        if self.guard is not None:
+            if not self.guard.admit(TP, fetched_at):
+                return
+            back = self.guard.read_offset_for(TP, offset, self.read_offset)
+            if back is not None:
+                self.read_offset = back
+        if self.read_offset is None or offset >= self.read_offset:
+            self.taken.append(offset)
+            self.read_offset = offset
+
+    def seek(self, committed: int) -> None:  # Faust's perform_seek
+        if self.guard is not None:
+            self.guard.on_seek([TP])
+        self.read_offset = committed
+
+
+def _kill_then_second_seek(drain: Drain) -> None:
+    for offset in range(0, 5):          # read 0-4 before a rebalance (fetch taken at seek 0)
+        drain.hand_over(offset, 0)
+    drain.seek(2)                        # the group had committed up to 2
+    drain.read_offset = 5                # the hand-over of record 5, under way during the seek, ends
+    for offset in range(2, 10):          # read again from the committed offset (fetch after the seek)
+        drain.hand_over(offset, 1)
+
+
+def test_without_the_guard_records_read_again_after_a_seek_are_dropped():
+    drain = Drain(None)
+    _kill_then_second_seek(drain)
+    assert 2 not in drain.taken[5:] and drain.taken[5:] == [5, 6, 7, 8, 9]  # 2-4 never taken again: the commits stop
+
+
+def test_the_guard_sets_the_read_offset_back_to_the_first_record_after_the_seek():
+    drain = Drain(SeekGuard())
+    _kill_then_second_seek(drain)
+    assert drain.taken[5:] == [2, 3, 4, 5, 6, 7, 8, 9]
+
+
+def test_records_fetched_before_the_seek_do_not_reach_the_stream_after_it():
+    drain = Drain(SeekGuard())
+    drain.hand_over(0, 0)
+    drain.seek(0)
+    for offset in (1, 2):               # the rest of the old fetch, handed over after the seek
+        drain.hand_over(offset, 0)
+    for offset in range(0, 4):
+        drain.hand_over(offset, 1)
+    assert drain.taken == [0, 0, 1, 2, 3]  # none of the stale records; all read again from 0
+
+
+def test_without_a_seek_nothing_changes():
+    guard, drain = SeekGuard(), Drain(None)
+    guarded = Drain(guard)
+    for offset in (3, 4, 4, 7):
+        drain.hand_over(offset, 0)
+        guarded.hand_over(offset, 0)
+    assert guarded.taken == drain.taken and guard.handed == {}
+
+
+def test_a_partition_the_seek_did_not_move_is_left_alone():
+    guard = SeekGuard()
+    guard.on_seek([("other", 0)])
+    assert guard.admit(TP, 0) and guard.read_offset_for(TP, 1, 9) is None
