@@ -28,7 +28,7 @@ persisted offsets, iteration over the active partitions) is Faust's. Registered 
 from __future__ import annotations
 
 import heapq
-import json
+from json.encoder import encode_basestring_ascii
 from typing import Any, Callable, Iterator, Optional
 
 from aiokafka.partitioner import DefaultPartitioner
@@ -91,7 +91,8 @@ class Store(rocksdb.Store):
 
     def _encode_key(self, key: Any) -> bytes:
         if type(key) is str and self.table.key_serializer == "json":
-            return json.dumps(key).encode()  # what Faust's JSON codec writes for a string, without its set-up per call
+            # what Faust's JSON codec (json.dumps) writes for a string, by the function json.dumps calls for one
+            return encode_basestring_ascii(key).encode()
         return super()._encode_key(key)
 
     def write(self, key: Any, value: Any | None) -> tuple[bytes, Optional[bytes], int]:
@@ -102,7 +103,7 @@ class Store(rocksdb.Store):
         if value is None:
             db.delete(encoded)
             return encoded, None, partition
-        value_bytes = self._encode_value(value)
+        value_bytes = value if type(value) is bytes else self._encode_value(value)  # Faust passes bytes through as well
         db.put(encoded, value_bytes)
         return encoded, value_bytes, partition
 

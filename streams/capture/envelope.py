@@ -100,7 +100,9 @@ def _decode_row(row: dict | None, struct_schema: dict | None) -> dict | None:
         return None
     if not isinstance(row, dict):
         raise UndecodableEvent(f"row image is {type(row).__name__}, not an object")
-    fields = {f["field"]: f for f in (struct_schema or {}).get("fields", [])}
+    if not struct_schema:  # schemaless JSON: the mapping converts temporal columns by the models' types
+        return row
+    fields = {f["field"]: f for f in struct_schema.get("fields", [])}
     return {k: _convert(v, fields.get(k, {})) for k, v in row.items()}
 
 
