@@ -11,6 +11,7 @@ database holds ``N`` billing events of those contracts."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 import uuid
@@ -19,6 +20,7 @@ import psycopg
 from confluent_kafka import Consumer
 
 from streams.agents.topics import source_topics
+from streams.agents.worker import GC_THRESHOLDS
 from streams.capture.envelope import Provenance, RowChange, decode
 from streams.capture.tables import all_mappings
 from streams.config import Settings
@@ -36,6 +38,7 @@ def main() -> None:
     parser.add_argument("--until-events", type=int, required=True)
     parser.add_argument("--numbers", required=True, help="the contracts whose billing events are counted, comma-separated")
     args = parser.parse_args()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the worker collects
     numbers = args.numbers.split(",")
     settings = Settings()
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"q2c-baseline-{uuid.uuid4().hex[:8]}",

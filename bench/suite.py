@@ -25,6 +25,7 @@ firm's history with a ``kill -9``), as it last wrote them, with its revision."""
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -88,8 +89,12 @@ def transform(records) -> dict:
     from streams.state.mirror import SourceMirror
     from streams.state.processor import Processor
 
+    from streams.agents.worker import GC_THRESHOLDS
+
     wire = CanonicalWire(registry=None)
     processor, buffer = Processor(SourceMirror()), TransactionBuffer(all_mappings(), overdue_after=1e9)
+    thresholds = gc.get_threshold()
+    gc.set_threshold(*GC_THRESHOLDS)  # as the worker collects
     changes = encoded = 0
     started = time.perf_counter()
     for i in range(0, len(records), 2000):
@@ -105,6 +110,7 @@ def transform(records) -> dict:
         processor.commit(result)
         changes += len(ready)
     elapsed = time.perf_counter() - started
+    gc.set_threshold(*thresholds)
     return {"changes": changes, "seconds": round(elapsed, 2), "eps": round(changes / elapsed), "avro_bytes": encoded}
 
 

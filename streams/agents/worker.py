@@ -1,9 +1,17 @@
 """``q2c worker``: create the topics, serve metrics, run the Faust worker."""
 from __future__ import annotations
 
+import gc
 import sys
 
 from streams.config import Settings
+
+# The worker allocates a few objects per field of every change (decoded rows, models, table
+# entries) and holds tens of thousands of them in its caches, which every full collection walks
+# again. Collecting the youngest generation after 50,000 allocations instead of 700, and leaving
+# what the start made (modules, Faust's services) out of the collections, took about a tenth off
+# the CPU of ``bench.suite.transform`` (measured back to back). Cycles are still collected.
+GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def run(settings: Settings) -> None:
@@ -15,6 +23,9 @@ def run(settings: Settings) -> None:
     metrics.serve(settings.host, settings.metrics_port)
     from streams.agents.app import app
 
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
     sys.argv = ["q2c-worker", "worker", "--loglevel", "info",
                 "--web-host", settings.host, "--web-port", str(settings.worker_web_port), "--web-bind", settings.host]
     app.main()
