@@ -53,7 +53,7 @@ def _java(settings: Settings, heap: str, main: str, *args: str) -> list[str]:
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log4j.write_text(LOG4J2)
     return [
-        shutil.which("java") or "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC",
+        shutil.which("java") or "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", *settings.jvm_flags.split(),
         "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
         "-cp", f"{settings.jvm_dir}/*", main, *args,
     ]
