@@ -65,7 +65,10 @@ def test_replay_from_the_start_ends_exactly_as_before(stack, firm, psa, ids):
     eventually(lambda: caught_up(stack), timeout=180, what="the worker caught up after the replay")
     eventually(lambda: rebuilds(stack) > rebuilt, what="the mirror rebuilt from the first retained change")
     time.sleep(5)
-    after = snapshot(firm)
+    assert_unchanged(before, snapshot(firm))
+
+
+def assert_unchanged(before: dict[str, list], after: dict[str, list]) -> None:
     for table in before:
         assert after[table] == before[table], f"{table} changed after the replay: {_differences(before[table], after[table])}"
 
@@ -102,21 +105,7 @@ def test_a_worker_crashed_while_replaying_resumes_and_then_derives_new_changes(s
     eventually(lambda: not target.exists(), timeout=240, what="the replay finished after the crash")
     eventually(lambda: caught_up(stack), timeout=120, what="the worker caught up after the replay")
     time.sleep(5)
-    after = snapshot(firm)
-    for table in before:
-        assert after[table] == before[table], f"{table} changed after the replay: {_differences(before[table], after[table])}"
-
-
-def _differences(before: list[dict], after: list[dict], shown: int = 5) -> str:
-    """The rows a replay changed, by their first column: which fields, from what to what."""
-    key = lambda row: next(iter(row.values()))  # noqa: E731 - the snapshot orders by it
-    old, new = {key(r): r for r in before}, {key(r): r for r in after}
-    lines = [f"{k}: gone" for k in old.keys() - new.keys()] + [f"{k}: new {new[k]}" for k in new.keys() - old.keys()]
-    for k in old.keys() & new.keys():
-        fields = {f: (old[k][f], new[k].get(f)) for f in old[k] if old[k][f] != new[k].get(f)}
-        if fields:
-            lines.append(f"{k}: {fields}")
-    return f"{len(lines)} rows differ; " + "; ".join(sorted(lines)[:shown])
+    assert_unchanged(before, snapshot(firm))
     m = n + 1  # and the worker derives again
     firm.account(m)
     firm.quote(m, m, f"Q-K{m}", "milestone", "2026-11-01", "2027-03-31")
