@@ -218,6 +218,7 @@ class Consumer(EagerHandOver, faust_aiokafka.Consumer):
 
     async def getmany(self, timeout: float):
         guard, dropped = self._thread.guard, 0
+        below: dict[Any, list[int]] = {}  # partition → [records Faust will drop, the first, its read offset]
         async for tp, message in super().getmany(timeout):
             if not guard.admit(tp, self._fetched_seeks):
                 dropped += 1  # fetched before the seek that moved its partition: read again from there
@@ -227,9 +228,16 @@ class Consumer(EagerHandOver, faust_aiokafka.Consumer):
                 log.warning("%s:%d: read offset %s is above record %d, the next after the seek: set back so that "
                             "the records between are taken", tp.topic, tp.partition, self._read_offset.get(tp), back)
                 self._read_offset[tp] = back
+            read = self._read_offset.get(tp)
+            if read is not None and message.offset < read:  # Faust drops it as read already: never expected
+                below.setdefault(tp, [0, message.offset, read])[0] += 1
             yield tp, message
         if dropped:
             log.info("%d records fetched before a seek not handed to the streams; they are read again", dropped)
+        for tp, (count, first, read) in below.items():
+            log.warning("%s:%d: %d records from %d are below the read offset %d and dropped by Faust as read already "
+                        "(seeks %d, last handed since the last seek %s)", tp.topic, tp.partition, count, first, read,
+                        guard.seeks, guard.handed.get(tp))
 
 
 class Transport(faust_aiokafka.Transport):
