@@ -92,14 +92,13 @@ def _loader_caught_up(settings) -> bool:
 
 def transform(records) -> dict:
     """Debezium JSON → canonical model → rules → Avro bytes, on one core, no I/O."""
+    from streams.agents.worker import GC_THRESHOLDS
     from streams.canonical.wire import CanonicalWire
     from streams.capture.envelope import Provenance, decode
     from streams.capture.tables import all_mappings
     from streams.capture.transactions import TransactionBuffer
     from streams.state.mirror import SourceMirror
     from streams.state.processor import Processor
-
-    from streams.agents.worker import GC_THRESHOLDS
 
     wire = CanonicalWire(registry=None)
     processor, buffer = Processor(SourceMirror()), TransactionBuffer(all_mappings(), overdue_after=1e9)

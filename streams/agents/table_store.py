@@ -120,6 +120,8 @@ class Store(rocksdb.Store):
         return self._get(key) is not None
 
     async def on_rebalance(self, assigned: Any, revoked: Any, newly_assigned: Any, generation_id: int = 0) -> None:
+        # counted before and after: a scan while Faust opens the partitions' databases (it awaits)
+        # must not keep what it found for after the rebalance
         self._rebalances += 1
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         self._rebalances += 1
