@@ -67,6 +67,8 @@ class BatchResult:
     route_writes: dict[str, int | None] = field(default_factory=dict)
     rejected: list[Rejected] = field(default_factory=list)
     applied: int = 0
+    # source rows published by this batch with their engagement's contract: ref → contract
+    published: dict[str, str] = field(default_factory=dict)
 
 
 class Processor:
@@ -105,6 +107,10 @@ class Processor:
             contract = self.mirror.engagement_of(applied, e)
             result.canonical.append(CanonicalEvent(
                 EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract))
+            if contract is not None:
+                result.published[applied.ref] = contract
+            else:
+                result.published.pop(applied.ref, None)
             for c in e:
                 engagements.setdefault(c, []).append(applied)
             invoices |= i
@@ -289,9 +295,11 @@ class Processor:
     def _link(self, contract: str, rows: list[tuple[str, Canonical]], linked_before: set[str], result: BatchResult) -> list[str]:
         """Source rows of the engagement that were published before it could be resolved (a time
         entry before its project, a project before its quote) are published again with the
-        engagement's contract number, so downstream attribution does not depend on arrival order."""
+        engagement's contract number, so downstream attribution does not depend on arrival order.
+        A row this batch published with that contract already (a new time entry of a known
+        engagement) is not published twice."""
         for ref, model in rows:
-            if ref not in linked_before:
+            if ref not in linked_before and result.published.get(ref) != contract:
                 table_id = ref.split(":", 1)[0]
                 result.canonical.append(CanonicalEvent(EVENT_TYPE_OF_TABLE[table_id], contract, model, ref, contract))
         return sorted(ref for ref, _ in rows)
