@@ -239,6 +239,15 @@ class Consumer(EagerHandOver, faust_aiokafka.Consumer):
                         "(seeks %d, last handed since the last seek %s)", tp.topic, tp.partition, count, first, read,
                         guard.seeks, guard.handed.get(tp))
 
+    async def _add_gap(self, tp: Any, offset_from: int, offset_to: int) -> None:
+        """Faust takes offsets a partition skipped (compaction, transaction markers) as acked, so
+        it commits past them. The sync's stream topics have neither: a gap means records that
+        were never handed to a stream. Said loudly, so that it is seen where it happens."""
+        log.warning("%s:%d: offsets %d-%d skipped before record %d (read offset %s, committed %s, seeks %d): "
+                    "Faust counts them as processed", tp.topic, tp.partition, offset_from, offset_to - 1, offset_to,
+                    self._read_offset.get(tp), self._committed_offset.get(tp), self._thread.guard.seeks)
+        await super()._add_gap(tp, offset_from, offset_to)
+
 
 class Transport(faust_aiokafka.Transport):
     Consumer = Consumer

@@ -73,3 +73,26 @@ def test_a_partition_the_seek_did_not_move_is_left_alone():
     guard = SeekGuard()
     guard.on_seek([("other", 0)])
     assert guard.admit(TP, 0) and guard.read_offset_for(TP, 1, 9) is None
+
+
+def test_a_gap_faust_would_count_as_processed_is_said_loudly(caplog):
+    """The stream topics are neither compacted nor transactional: offsets a partition skipped are
+    records never handed to a stream, and Faust commits past them. The transport says so."""
+    import asyncio
+    from collections import defaultdict
+    from types import SimpleNamespace
+
+    from faust.types import TP as FaustTP
+    from intervaltree import IntervalTree
+
+    from streams.agents.kafka_transport import Consumer
+
+    consumer = Consumer.__new__(Consumer)  # only what _add_gap reads: no broker
+    consumer._read_offset, consumer._committed_offset = defaultdict(lambda: None), defaultdict(lambda: None)
+    consumer._gap, consumer._thread = defaultdict(IntervalTree), SimpleNamespace(guard=SeekGuard())
+    tp = FaustTP(*TP)
+    consumer._read_offset[tp], consumer._committed_offset[tp] = 4, 3
+    with caplog.at_level("WARNING"):
+        asyncio.run(consumer._add_gap(tp, 5, 8))
+    assert "offsets 5-7 skipped before record 8 (read offset 4, committed 3" in caplog.text
+    assert sorted((i.begin, i.end) for i in consumer._gap[tp]) == [(5, 9)]  # Faust's own bookkeeping still follows
