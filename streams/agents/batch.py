@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import psycopg
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 
 from streams.agents import metrics
 from streams.agents.changelog import Changelog
@@ -19,6 +19,10 @@ from streams.sinks.retry import with_backoff
 log = logging.getLogger(__name__)
 
 
+class RecordsUndelivered(RuntimeError):
+    """Kafka refused records of a batch: the batch must not count as done."""
+
+
 class BatchHandler:
     """Subclasses implement ``process(events)``; ``handle`` makes it safe to call from an agent."""
 
@@ -27,6 +31,7 @@ class BatchHandler:
         self.producer: Producer | None = None
         self.changelog = Changelog(self.kafka_producer)  # the tables' changelog records, on the same producer
         self.conns: dict[str, psycopg.Connection] = {}
+        self._undelivered: list[str] = []  # delivery errors since the last flush
 
     async def process(self, events: list[Any]) -> None:  # pragma: no cover - abstract
         raise NotImplementedError
@@ -71,9 +76,17 @@ class BatchHandler:
         if self.producer is None:
             self.producer = Producer({
                 **self.s.kafka_client_config(), "enable.idempotence": True, "linger.ms": 5,
-                "log_level": 3,
+                "log_level": 3, "on_delivery": self._on_delivery,
             })
         return self.producer
+
+    def _on_delivery(self, err: KafkaError | None, msg: Message) -> None:
+        """Delivery reports of the records produced without a callback of their own (canonical
+        events, dead letters, routed bundles): a record Kafka refused (too large for its topic, a
+        topic not allowed) is not among those a flush finds left, so without this it would be
+        lost without a word."""
+        if err is not None:
+            self._undelivered.append(f"{msg.topic()}[{msg.partition()}]: {err}")
 
     def dead_letter(self, letters: list[tuple[Any, str, str, int | None]], flush: bool = True) -> None:
         """(event, reason, error, source LSN) → the dead-letter topic, with the original record."""
@@ -101,6 +114,9 @@ class BatchHandler:
         remaining = self.kafka_producer().flush(60)
         if remaining:
             raise RuntimeError(f"{remaining} messages not delivered to Kafka")
+        if self._undelivered:
+            undelivered, self._undelivered = self._undelivered, []
+            raise RecordsUndelivered(f"Kafka refused {len(undelivered)} records, e.g. {undelivered[0]}")
         self.changelog.persist()
 
     # --- databases ----------------------------------------------------------------------------
