@@ -22,10 +22,12 @@ RESULTS = Path(__file__).with_name("results.json")
 results: dict = {}  # what this run measured, written to bench/results.json
 
 
-def cpu_s(pidfile: Path) -> float:
-    """CPU seconds (user + system) used so far by a part and its children."""
+def cpu_s(pidfile: Path, which: str = "both") -> float:
+    """CPU seconds (user + system) used so far by a part (``which``: "self"), its children
+    ("children": the worker's warehouse loader) or both."""
     pid = pidfile.read_text().strip()
-    out = subprocess.run(["ps", "-o", "times=", "--ppid", pid, "-p", pid], capture_output=True, text=True).stdout
+    select = {"self": ["-p", pid], "children": ["--ppid", pid], "both": ["--ppid", pid, "-p", pid]}[which]
+    out = subprocess.run(["ps", "-o", "times=", *select], capture_output=True, text=True).stdout
     return float(sum(int(x) for x in out.split()))
 
 

@@ -1,6 +1,7 @@
 """The Faust app: one agent reads every Debezium topic in batches and hands each batch to the
 ``CapturePipeline`` (decode → mirror → rules → canonical topics → sinks → ledger); the warehouse
-loader reads the canonical topics beside it, outside Faust (``warehouse_loader.py``).
+loader reads the canonical topics beside it, outside Faust, in a process of its own
+(``warehouse_loader.py``, ``loader_process.py``).
 
 State lives in changelog-backed tables: ``q2c-mirror`` (every source row, guarded by LSN),
 ``q2c-ledger`` (what was written per engagement, invoice and account) and
@@ -29,7 +30,7 @@ from streams.agents.topics import (
     BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
     source_topics,
 )
-from streams.agents.warehouse_loader import WarehouseLoader
+from streams.agents.loader_process import LoaderProcess
 from streams.config import faust_credentials, load
 from streams.state.keys import contract_of
 from streams.state.routing import engagement_partition
@@ -75,7 +76,7 @@ routes_table = (app.Table(ROUTES, default=None, partitions=settings.topic_partit
                 if scaled_out else None)
 
 pipeline = CapturePipeline(settings, mirror_table, ledger_table, open_transactions_table, routes_table)
-loader = WarehouseLoader(settings)
+loader = LoaderProcess(settings)
 
 
 
@@ -91,8 +92,8 @@ async def capture(stream):
 
 @app.task
 async def start_warehouse_loader() -> None:
-    """The warehouse loader reads the canonical topics in a thread of its own (warehouse_loader.py)."""
-    loader.start()
+    """The warehouse loader reads the canonical topics in a process of its own (loader_process.py)."""
+    await asyncio.to_thread(loader.start)
 
 
 @app.on_before_shutdown.connect

@@ -1,12 +1,13 @@
 """The warehouse loader: canonical events (Avro) from their topics → the star schema in
 ``warehouse``.
 
-It runs in a thread of the worker with a confluent-kafka consumer of its own group
-(``<app id>-warehouse``), not as a Faust agent: it keeps no table and needs nothing of Faust's but
-the delivery of events, and delivered through Faust the canonical events were three of every
-four events the worker's Faust consumer handled (a time entry's change publishes the entry, its
-billing event and its cost). Profiled with py-spy during a catch-up, Faust's consumer thread and
-its delivery to the streams took more of the worker's time than the rules.
+It runs in a process of its own beside the worker (``loader_process.py``) with a confluent-kafka
+consumer of its own group (``<app id>-warehouse``), not as a Faust agent: it keeps no table and
+needs nothing of Faust's but the delivery of events, and delivered through Faust the canonical
+events were three of every four events the worker's Faust consumer handled (a time entry's change
+publishes the entry, its billing event and its cost). Profiled with py-spy during a catch-up,
+Faust's consumer thread and its delivery to the streams took more of the worker's time than the
+rules.
 
 A batch is committed only after it was written (retried with backoff while the warehouse is
 down) or, event by event, dead-lettered: at-least-once, into idempotent upserts. Static
@@ -54,23 +55,12 @@ class WarehouseLoader(BatchHandler):
         super().__init__(settings)
         self.wire = CanonicalWire.from_settings(settings)
         self.stopping = threading.Event()
-        self.thread: threading.Thread | None = None
 
     def group(self) -> str:
         return f"{self.s.app_id}-warehouse"
 
-    def start(self) -> None:
-        self.stopping.clear()
-        self.thread = threading.Thread(target=self.run, name="warehouse-loader", daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.stopping.set()
-        if self.thread is not None:
-            self.thread.join(timeout=30)
-
     def run(self) -> None:
-        """Read, load, commit, until ``stop``."""
+        """Read, load, commit, until ``stopping`` is set."""
         consumer = Consumer({
             **self.s.kafka_client_config(), "group.id": self.group(),
             "group.instance.id": f"{self.group()}-{socket.gethostname()}-{self.s.worker_web_port}",
@@ -94,7 +84,7 @@ class WarehouseLoader(BatchHandler):
                     consumer.commit(asynchronous=False)
                 except KafkaException as exc:  # e.g. partitions revoked meanwhile: their new owner reads them again
                     log.warning("warehouse loader: offsets not committed (%s); the batch will be loaded again", exc)
-        except Exception:  # noqa: BLE001 - the worker goes on; /health says the loader stopped
+        except Exception:  # noqa: BLE001 - its process ends; the worker says so and starts it again
             log.exception("the warehouse loader stopped")
             metrics.HEALTH.set("degraded", "the warehouse loader stopped")
         finally:

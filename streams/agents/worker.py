@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import shutil
 import sys
 
 from streams.config import Settings
@@ -15,6 +17,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def run(settings: Settings) -> None:
+    _metrics_across_processes(settings)
     from streams.agents import metrics
     from streams.agents.topics import ensure_topics
 
@@ -29,3 +32,15 @@ def run(settings: Settings) -> None:
     sys.argv = ["q2c-worker", "worker", "--loglevel", "info",
                 "--web-host", settings.host, "--web-port", str(settings.worker_web_port), "--web-bind", settings.host]
     app.main()
+
+
+def _metrics_across_processes(settings: Settings) -> None:
+    """prometheus_client's multiprocess mode, for the warehouse loader's process
+    (``streams.agents.metrics``): set before prometheus_client is imported, in a directory of this
+    worker's own, emptied at its start (what an earlier run counted is not counted again)."""
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before the worker chose its multiprocess mode")
+    directory = settings.run_dir / f"metrics-{settings.metrics_port}"
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(directory)

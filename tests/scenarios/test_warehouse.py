@@ -42,3 +42,33 @@ def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
     # a deleted source row leaves the warehouse too
     firm.psa.run("delete from psa.timesheet_entry where id = %s", n + 2)
     eventually(lambda: wh.one("select 1 from dw.time_entry where id = %s", n + 2) is None, what="the deleted entry gone")
+
+
+def test_a_warehouse_that_refuses_connections_degrades_the_worker_until_the_loader_catches_up(stack, firm, ids):
+    """The loader runs in a process of its own: its waiting reaches the worker's /health and
+    /metrics, and what it waited with is loaded once the warehouse is back."""
+    import httpx
+
+    from tests.sources import Db
+
+    admin = Db(stack.s.dsn("postgres"))
+    admin.run("alter database warehouse allow_connections false")
+    admin.run("select pg_terminate_backend(pid) from pg_stat_activity where datname = 'warehouse'")
+    n = ids()
+    try:
+        firm.account(n)
+        firm.quote(n, n, f"Q-WD{n}", "fixed_fee", "2026-11-01", "2027-01-31")
+        firm.line(n * 10 + 1, n, 1, "fixed_fee", price="3000")
+        firm.approve(n)
+        health = eventually(lambda: (h := stack.worker.health())["state"] == "degraded" and h, timeout=60,
+                            what="the worker degraded by its loader")
+        assert health["reason"].startswith("warehouse loader: warehouse load failing")
+        assert "q2c_worker_degraded 1.0" in httpx.get(stack.s.metrics_url).text
+    finally:
+        admin.run("alter database warehouse allow_connections true")
+    eventually(lambda: firm.warehouse.one("select 1 from dw.contract where contract_number = %s", f"Q-WD{n}"), timeout=120,
+               what="the contract loaded once the warehouse is back")
+    eventually(lambda: stack.worker.health()["state"] == "running", timeout=60, what="the worker running again")
+    loaded = [line for line in httpx.get(stack.s.metrics_url).text.splitlines()
+              if line.startswith('q2c_sink_rows_total{sink="warehouse"')]
+    assert loaded and float(loaded[0].split()[-1]) > 0  # the loader's process counts, on the worker's /metrics
