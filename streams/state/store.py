@@ -73,6 +73,13 @@ class PrefixView(Mapping):
             raise KeyError(key)
         return value
 
+    def get(self, key: str, default: Any = None) -> Any:  # Mapping's raises and catches a KeyError per miss
+        value = self.store.get(self.prefix + escape(key))
+        return default if value is None else value
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and self.store.get(self.prefix + escape(key)) is not None
+
     def __iter__(self) -> Iterator[str]:
         return (key for key, _ in self.items())
 
