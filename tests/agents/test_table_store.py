@@ -64,6 +64,14 @@ def test_a_scan_reads_a_key_prefix_in_order_across_the_partitions_databases(tmp_
     assert len(list(store.scan("eng:"))) == len(KEYS) + 3 and list(store.scan("nothing")) == []
 
 
+def test_get_reads_an_entry_or_gives_the_default_as_a_mapping_does(tmp_path):
+    store = _table(tmp_path).data
+    store["eng:Q-1"] = {"k": 1}
+    assert store.get("eng:Q-1") == {"k": 1} == store["eng:Q-1"]
+    assert store.get("eng:Q-2") is None and store.get("eng:Q-2", "none") == "none"
+    assert "eng:Q-1" in store and "eng:Q-2" not in store
+
+
 def test_a_string_key_is_encoded_as_the_tables_have_always_held_it_and_fausts_codec_reads_it(tmp_path):
     """The JSON of ``json.dumps`` (non-ASCII escaped), whichever JSON library Faust's codec uses
     (orjson, installed, writes non-ASCII as UTF-8): a key keeps its bytes, and so its local
