@@ -82,8 +82,7 @@ class EngagementPipeline(BatchHandler):
         if letters:
             await self._dead_letter_until_delivered(letters)
         result = self.stage.process(parts)
-        await asyncio.to_thread(self._publish, result)
-        await asyncio.to_thread(write_sinks, self, result)
+        await asyncio.to_thread(self._deliver, result)
         for key, doc in result.mirror_writes.items():
             self._put(self.rows_table, key, doc)
         persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
@@ -91,8 +90,11 @@ class EngagementPipeline(BatchHandler):
         self.stage.commit(result)
         metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
 
-    def _publish(self, result) -> None:
+    def _deliver(self, result) -> None:
+        """Canonical events queued, the sinks written while librdkafka sends them, then all of
+        them delivered (or an error), before the ledger records what was written."""
         produce_canonical(self, self.wire, result)
+        write_sinks(self, result)
         self.flush()
 
     def _put(self, table: Any, key: str, value: Any) -> None:

@@ -188,19 +188,22 @@ class CapturePipeline(BatchHandler):
         if sweep:
             self.processor.sweep(result)
         letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
-        await asyncio.to_thread(self._publish, result, letters)
-        await asyncio.to_thread(write_sinks, self, result)
+        await asyncio.to_thread(self._deliver, result, letters)
         self.processor.commit(result)  # the ledger rows and what was routed, into their tables
         await asyncio.to_thread(self.flush)  # their changelog records, before the batch counts as done
         if sweep:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)
 
-    def _publish(self, result: BatchResult, letters) -> None:
+    def _deliver(self, result: BatchResult, letters) -> None:
+        """The batch's outputs: its canonical events, bundles and dead letters queued, the sinks
+        written while librdkafka sends them, then all of them delivered (or an error), before the
+        ledger records what was written."""
         produce_canonical(self, self.wire, result)
         producer = self.kafka_producer()
         for part in result.bundles:
             producer.produce(BY_ENGAGEMENT, key=part.contract.encode(), value=part.encode(),
                              partition=engagement_partition(part.contract, self.s.engagement_partitions))
         self.dead_letter(letters, flush=False)
+        write_sinks(self, result)
         self.flush()
