@@ -92,8 +92,9 @@ class Store(rocksdb.Store):
     def _encode_key(self, key: Any) -> bytes:
         if type(key) is str and self.table.key_serializer == "json":
             # json.dumps's form of a string (non-ASCII escaped), by the function it calls for one: the
-            # bytes the tables have always held. Faust's codec reads it; it writes non-ASCII as UTF-8
-            # when it uses orjson, and a key must keep its bytes (and its partition) across versions.
+            # bytes the tables have always held, and a key must keep its bytes (and so its partition)
+            # across versions. Faust's codec writes the same, and would write non-ASCII as UTF-8 if
+            # orjson were installed (it is not a dependency: docs/design.md).
             return encode_basestring_ascii(key).encode()
         return super()._encode_key(key)
 

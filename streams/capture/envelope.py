@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta, timezone
 from typing import Any
 
-import orjson
+import msgspec
 
 EPOCH = date(1970, 1, 1)
 EPOCH_DT = datetime(1970, 1, 1)
@@ -107,12 +107,15 @@ def _decode_row(row: dict | None, struct_schema: dict | None) -> dict | None:
     return {k: _convert(v, fields.get(k, {})) for k, v in row.items()}
 
 
+_json = msgspec.json.Decoder().decode
+
+
 def _parse_json(raw: bytes | str | None, what: str) -> Any:
     if raw is None:
         return None
     try:
-        return orjson.loads(raw)  # about 2.8 µs for a time entry's envelope; json.loads 10 µs
-    except (ValueError, UnicodeDecodeError) as exc:  # orjson.JSONDecodeError is a ValueError
+        return _json(raw)  # msgspec: about 3 µs for a time entry's envelope, json.loads 10 µs
+    except (msgspec.DecodeError, ValueError, UnicodeDecodeError) as exc:
         raise UndecodableEvent(f"{what} is not JSON: {exc}") from exc
 
 
