@@ -1,5 +1,7 @@
 """The seek guard of the worker's Kafka transport, against a model of Faust's drain loop: a record
 below a partition's read offset is dropped as read already, and each record taken sets it."""
+import asyncio
+
 from streams.agents.kafka_transport import SeekGuard
 
 TP = ("q2c.psa.psa.timesheet_entry", 0)
@@ -96,3 +98,62 @@ def test_a_gap_faust_would_count_as_processed_is_said_loudly(caplog):
         asyncio.run(consumer._add_gap(tp, 5, 8))
     assert "offsets 5-7 skipped before record 8 (read offset 4, committed 3" in caplog.text
     assert sorted((i.begin, i.end) for i in consumer._gap[tp]) == [(5, 9)]  # Faust's own bookkeeping still follows
+
+
+class SeekingConsumer:
+    """aiokafka's consumer as far as a seek goes: committed offsets read with an await (a broker
+    round trip), positions placed by ``seek``; a fetch handed over in between sees them as they
+    are then."""
+
+    def __init__(self, committed: dict, positions: dict):
+        self._committed, self.positions, self.handed = committed, dict(positions), []
+
+    def assignment(self):
+        return set(self._committed)
+
+    async def committed(self, tp):
+        await asyncio.sleep(0)  # the round trip: the consumer thread's other tasks run here
+        return self._committed[tp]
+
+    async def beginning_offsets(self, tps):
+        await asyncio.sleep(0)
+        return {tp: 0 for tp in tps}
+
+    def seek(self, tp, offset):
+        self.positions[tp] = offset
+
+
+def test_a_fetch_handed_over_during_a_seek_is_counted_on_the_side_of_the_seek_it_saw():
+    """Whatever the guard counts when a fetch is handed over (before or after the seek), its
+    partitions' positions are all before or all after it: so a fetch it drops as taken before the
+    seek is one whose records the seek will have read again."""
+    from aiokafka import TopicPartition as AioTP
+
+    from streams.agents.kafka_transport import seek_to_committed
+
+    parts = [AioTP("psa.psa.timesheet_entry", 0), AioTP("psa.transaction", 0), AioTP("crm.crm.quote", 0)]
+    consumer = SeekingConsumer({parts[0]: 2776, parts[1]: 50, parts[2]: None}, {p: 9999 for p in parts})
+    guard = SeekGuard()
+
+    async def fetches(done: asyncio.Event):
+        while not done.is_set():
+            consumer.handed.append((guard.seeks, dict(consumer.positions)))
+            await asyncio.sleep(0)
+
+    async def scenario():
+        done = asyncio.Event()
+        fetching = asyncio.create_task(fetches(done))
+        await asyncio.sleep(0)
+        committed = await seek_to_committed(consumer, [], on_seek=guard.on_seek)
+        await asyncio.sleep(0)
+        done.set()
+        await fetching
+        return committed
+
+    assert asyncio.run(scenario()) == {parts[0]: 2776, parts[1]: 50, parts[2]: None}
+    assert consumer.positions == {parts[0]: 2776, parts[1]: 50, parts[2]: 0}
+    before = [positions for seeks, positions in consumer.handed if seeks == 0]
+    after = [positions for seeks, positions in consumer.handed if seeks == 1]
+    assert before and after
+    assert all(p == {part: 9999 for part in parts} for p in before)
+    assert all(p == consumer.positions for p in after)
