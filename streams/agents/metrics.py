@@ -62,14 +62,10 @@ class Health:
     def as_dict(self) -> dict:
         state, reason, since = self.parts[self.WORKER]
         degraded = [(p, r, t) for p, (s, r, t) in self.parts.items() if s == "degraded"]
-        if degraded and state != "degraded":
+        if degraded and state != "degraded":  # the worker itself is not: another part is
             part, reason, since = degraded[0]
-            state, reason = "degraded", reason if part == self.WORKER else f"{part}: {reason}"
+            state, reason = "degraded", f"{part}: {reason}"
         return {"state": state, "reason": reason, "since": since}
-
-    @property
-    def state(self) -> str:
-        return self.as_dict()["state"]
 
 
 HEALTH = Health()

@@ -78,7 +78,7 @@ class PrefixView(Mapping):
         return default if value is None else value
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and self.store.get(self.prefix + escape(key)) is not None
+        return isinstance(key, str) and self.get(key) is not None
 
     def __iter__(self) -> Iterator[str]:
         return (key for key, _ in self.items())

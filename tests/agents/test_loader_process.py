@@ -6,11 +6,11 @@ import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 from streams.agents import loader_process, metrics
 from streams.agents.loader_process import PART, LoaderProcess
 from streams.config import Settings
+from tests.sources import eventually
 
 
 def _alive(pid: int) -> bool:
@@ -20,15 +20,6 @@ def _alive(pid: int) -> bool:
         return False
     with open(f"/proc/{pid}/stat") as stat:  # a zombie is gone too
         return stat.read().split(")")[-1].split()[0] != "Z"
-
-
-def _until(condition, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (value := condition()):
-            return value
-        time.sleep(0.2)
-    raise AssertionError("not reached within %.0fs" % timeout)
 
 
 def test_the_loader_stops_when_the_worker_that_started_it_is_killed(tmp_path):
@@ -46,7 +37,7 @@ def test_the_loader_stops_when_the_worker_that_started_it_is_killed(tmp_path):
         assert _alive(child)
         worker.send_signal(signal.SIGKILL)  # as a crash would: no chance to stop it
         worker.wait(10)
-        _until(lambda: not _alive(child), timeout=15)
+        eventually(lambda: not _alive(child), timeout=15, what="the loader gone with its worker")
     finally:
         worker.kill()
 
@@ -61,9 +52,11 @@ def test_a_loader_that_stops_is_started_again_and_the_worker_degraded_meanwhile(
     try:
         first = loader.process.pid
         os.kill(first, signal.SIGKILL)
-        health = _until(lambda: (h := metrics.HEALTH.as_dict())["state"] == "degraded" and h)
+        health = eventually(lambda: (h := metrics.HEALTH.as_dict())["state"] == "degraded" and h, timeout=30,
+                            what="the worker degraded by the stopped loader")
         assert health["reason"] == f"{PART}: stopped (exit code -9); starting it again"
-        _until(lambda: loader.process.pid != first and _alive(loader.process.pid))
+        eventually(lambda: loader.process.pid != first and _alive(loader.process.pid), timeout=30,
+                   what="the loader started again")
         assert metrics.HEALTH.as_dict()["state"] == "running"
     finally:
         loader.stop()
