@@ -11,7 +11,9 @@ value bytes Faust would send: Faust's recovery reads them back as its own.
 
 Once a flush has delivered them, the offset of the last record per changelog partition is kept
 in the partition's local database (``set_persisted_offset``), as Faust's own delivery callback does
-(``Collection._on_changelog_sent``), so a restart reads only the changelog's tail.
+(``Collection._on_changelog_sent``), so a restart reads only the changelog's tail; then the store's
+``checkpoint`` writes its memtables to disk when due (the local databases keep no write-ahead log:
+``table_store.py``).
 """
 from __future__ import annotations
 
@@ -87,3 +89,5 @@ class Changelog:
         delivered, self._delivered = self._delivered, {}
         for (topic, partition), offset in delivered.items():
             self._stores[topic].set_persisted_offset(TP(topic, partition), offset)
+        for topic in {topic for topic, _ in delivered}:
+            self._stores[topic].checkpoint()

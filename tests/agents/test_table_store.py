@@ -165,3 +165,54 @@ def test_changelog_records_sent_through_confluent_kafka_rebuild_the_table_and_pe
     rebuilt.apply_changelog_batch(events, None, None)
     assert {k: rebuilt[k] for k in KEYS if k != KEYS[3]} == {k: {"k": k} for k in KEYS if k != KEYS[3]}
     assert KEYS[3] not in rebuilt
+
+
+_CRASHING_WRITER = """
+import os, signal, sys, time
+sys.path.insert(0, {root!r})
+from faust.types import TP
+from tests.agents.test_table_store import KEYS, _table
+store = _table({path!r}).data
+tp = TP(store.table.changelog_topic.get_topic_name(), 0)
+for key in KEYS[:20]:
+    store[key] = 1
+store.set_persisted_offset(tp, 10)
+store.checkpoint(every=0)
+time.sleep(2)  # the flush it started has ended
+for key in KEYS[20:]:
+    store[key] = 2
+store.set_persisted_offset(tp, 20)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_a_crash_loses_what_was_written_since_the_last_checkpoint_as_a_whole_and_nothing_before_it(tmp_path):
+    """No write-ahead log: after a ``kill -9`` a database holds what it held at its last checkpoint,
+    the persisted offset with it, so Faust's recovery reads the changelog again from there."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from faust.types import TP
+
+    root = str(Path(__file__).resolve().parents[2])
+    done = subprocess.run([sys.executable, "-c", _CRASHING_WRITER.format(root=root, path=str(tmp_path))], timeout=60)
+    assert done.returncode == -9
+    store = _table(tmp_path).data
+    tp = TP(store.table.changelog_topic.get_topic_name(), 0)
+    assert store.persisted_offset(tp) == 10
+    assert all(store.get(key) == 1 for key in KEYS[:20])
+    assert all(store.get(key) is None for key in KEYS[20:])
+
+
+def test_a_stop_keeps_every_write(tmp_path):
+    from faust.types import TP
+
+    store = _table(tmp_path).data
+    tp = TP(store.table.changelog_topic.get_topic_name(), 0)
+    for key in KEYS:
+        store[key] = 3
+    store.set_persisted_offset(tp, 7)
+    asyncio.run(store.stop())
+    again = _table(tmp_path).data
+    assert again.persisted_offset(tp) == 7 and all(again.get(key) == 3 for key in KEYS)
