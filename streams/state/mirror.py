@@ -285,8 +285,15 @@ class SourceMirror:
         return row
 
     def find(self, table_id: str, index: str, value: Any) -> list[Any]:
+        return self._rows(self._indexed(table_id, index, value))
+
+    def any(self, table_id: str, index: str, value: Any) -> bool:
+        """Whether ``find`` would find a row, without reading the rows."""
+        return bool(self._indexed(table_id, index, value))
+
+    def _indexed(self, table_id: str, index: str, value: Any) -> tuple[str, ...]:
         if value is None:
-            return []
+            return ()
         prefix = IndexKey.prefix(table_id, index, value)
         if self._lookups is not None:
             self._lookups.add(prefix)
@@ -294,7 +301,7 @@ class SourceMirror:
         if refs is None:
             refs = tuple(sorted(IndexKey.ref_in(key, prefix) for key, _ in self.store.scan(prefix)))
             self._found.put(prefix, refs)
-        return self._rows(refs)
+        return refs
 
     def all(self, table_id: str) -> list[Any]:
         prefix = f"{table_id}:"

@@ -14,6 +14,8 @@ them what a derivation in full would ask for besides (``read_in_full``). Single 
 expenses, and the invoice lines naming one event, lie within ranges the engagement reads whole
 (its project's entries and expenses, the lines naming its events): those ranges are its lookups
 instead, so the record grows with the engagements and the people in them, not with their rows.
+A lookup within those ranges is never kept, by either path, and is not asked for either: a new
+time entry's own ref would cost a scan of the store that finds nothing, once per change.
 The only rule written by hand is the root: a quote names its own contract (an engagement that
 was never derived has read nothing). No I/O.
 """
@@ -57,12 +59,13 @@ class Readers:
         """The engagements that read under any of ``lookups``."""
         found: set[str] = set()
         for lookup in lookups:
-            found |= self._readers(lookup)
+            if not _within_ranges(lookup):
+                found |= self._readers(lookup)
         return found
 
     def replace(self, contract: str, lookups: set[str]) -> None:
         """What a derivation in full of ``contract`` asked for: its lookups from now on."""
-        self._note(contract, lookups, replace=True)
+        self._note(contract, {l for l in lookups if not _within_ranges(l)}, replace=True)
 
     def add(self, contract: str, lookups: set[str], head: EngagementView) -> None:
         """What an incremental derivation from the view of the engagement's head ``head`` asked

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from streams.canonical.models import Invoice, Payment
 from streams.rules.engagement import EngagementView, invoice_billing
-from streams.state.mirror import SourceMirror, _norm
+from streams.state.mirror import SourceMirror, _norm, contract_of_event_ref
 
 
 def engagement_view(mirror: SourceMirror, contract_number: str, rows: bool = True) -> EngagementView:
@@ -86,7 +86,11 @@ class InvoicedEvents:
     def get(self, event_id: str, default: str | None = None) -> str | None:
         if event_id not in self._found:
             lines = []
-            for line in self.mirror.find("finance.ar_invoice_line", "by_event", event_id):
+            # a line naming the event names its contract too: whether the contract has lines (one
+            # scan an engagement) says whether the event's own (a scan an event) can find any
+            contract = contract_of_event_ref(event_id)
+            named = contract is None or self.mirror.any("finance.ar_invoice_line", "by_src_contract", contract)
+            for line in self.mirror.find("finance.ar_invoice_line", "by_event", event_id) if named else ():
                 invoice = self.mirror.get("finance.ar_invoice_hdr", line.inv_no)
                 if invoice is not None:
                     lines.append((line, invoice))
