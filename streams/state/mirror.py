@@ -38,16 +38,17 @@ def _norm(text: str | None) -> str | None:
     return text.strip().upper() if text and text.strip() else None
 
 
+# The indexes some read asks for (``find``), and no more: an index entry is a table write and a
+# changelog record whenever a row's value of it changes.
 INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
-    "crm.quote": [("by_number", lambda q: q.quote_number), ("by_account", lambda q: q.account_id),
-                  ("by_amends", lambda q: q.amends_quote_id), ("by_number_norm", lambda q: _norm(q.quote_number))],
+    "crm.quote": [("by_number", lambda q: q.quote_number), ("by_amends", lambda q: q.amends_quote_id),
+                  ("by_number_norm", lambda q: _norm(q.quote_number))],
     "crm.quote_line": [("by_quote", lambda l: l.quote_id)],
-    "crm.account": [("by_number", lambda a: a.account_number),
-                    ("by_number_norm", lambda a: _norm(a.account_number))],
+    "crm.account": [("by_number_norm", lambda a: _norm(a.account_number))],
     "psa.project": [("by_quote_number", lambda p: p.crm_quote_number)],
     "psa.milestone": [("by_project", lambda m: m.project_id)],
-    "psa.assignment": [("by_project", lambda a: a.project_id), ("by_resource", lambda a: a.resource_id)],
-    "psa.timesheet_entry": [("by_project", lambda t: t.project_id), ("by_resource", lambda t: t.resource_id)],
+    "psa.assignment": [("by_project", lambda a: a.project_id)],
+    "psa.timesheet_entry": [("by_project", lambda t: t.project_id)],
     "psa.expense_line": [("by_project", lambda e: e.project_id)],
     "finance.ar_customer": [("by_account_norm", lambda c: _norm(c.crm_account_no))],
     "finance.ar_invoice_hdr": [("by_customer", lambda i: i.cust_no), ("by_contract_ref", lambda i: _norm(i.contract_ref))],
@@ -55,7 +56,6 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
                                 ("by_event", lambda l: l.src_ref.strip() if l.src_ref and l.src_ref.strip() else None),
                                 ("by_src_contract", lambda l: contract_of_event_ref(l.src_ref))],
     "finance.ar_receipt": [("by_invoice", lambda r: r.inv_no)],
-    "finance.gl_tax_rate": [("by_code_country", lambda t: (t.tax_cd, t.country_cd))],
 }
 
 
