@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
 
-.PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-tools clean
+.PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -72,6 +72,10 @@ bench-history: install bench-tools
 # The mirror and the ledger on RocksDB at a million source rows, without Kafka: memory and restart.
 bench-state: install bench-tools
 	$(BIN)/python -m bench.state_scale
+
+# Two revisions' catch-up side by side, alternating (bench/ab.py): make bench-ab A=<base> B=<change>
+bench-ab: install bench-tools
+	$(BIN)/python -m bench.ab $(A) $(B)
 
 bench-tools:
 	$(BIN)/pip install -q -e ".[test,bench]"
