@@ -29,8 +29,6 @@ from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from streams.capture.transactions import TransactionBuffer
 
-BATCH = 2000
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
@@ -50,7 +48,7 @@ def main() -> None:
     started, cpu0, changes = time.monotonic(), time.process_time(), 0
     try:
         while True:
-            records = consumer.consume(BATCH, timeout=0.5)
+            records = consumer.consume(settings.batch_size, timeout=0.5)  # the worker's batches
             ready: list[RowChange] = []
             now = time.monotonic()
             for record in records:

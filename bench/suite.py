@@ -99,6 +99,7 @@ def transform(records) -> dict:
     from streams.capture.envelope import Provenance, decode
     from streams.capture.tables import all_mappings
     from streams.capture.transactions import TransactionBuffer
+    from streams.config import Settings
     from streams.state.mirror import SourceMirror
     from streams.state.processor import Processor
 
@@ -108,9 +109,10 @@ def transform(records) -> dict:
     gc.set_threshold(*GC_THRESHOLDS)  # as the worker collects
     changes = encoded = 0
     started = time.perf_counter()
-    for i in range(0, len(records), 2000):
+    size = Settings().batch_size  # the worker's batches
+    for i in range(0, len(records), size):
         ready = []
-        for topic, key, value, partition, offset in records[i:i + 2000]:
+        for topic, key, value, partition, offset in records[i:i + size]:
             item = decode(topic, key, value, Provenance(topic, partition, offset))
             if item is not None:
                 ready.extend(buffer.offer(item, 0.0))
