@@ -26,22 +26,23 @@ from pathlib import Path
 HERE = Path(__file__).resolve()
 
 
-def one(engagements: int, entries: int, expenses: int, chunk: int) -> dict:
-    """One catch-up on a fresh stack: source changes a second until the ERP holds every billing
-    event, and the worker's own CPU a change (its start excluded)."""
+def one(args: argparse.Namespace) -> dict:
+    """One catch-up of the suite's backlog (``args``: its engagements, entries, expenses, chunk)
+    on a fresh stack: source changes a second until the ERP holds every billing event, and the
+    worker's own CPU a change (its start excluded)."""
     from bench.history import _erp_events, _wait, write_history
-    from bench.suite import _on_kafka, _stack
+    from bench.suite import _on_kafka, _plan, _stack
     from bench.throughput import cpu_s
     from streams.agents.topics import source_topics
 
     stack = _stack(0)
     s = stack.s
     try:
-        plan = [(10_000 + k, entries, expenses) for k in range(engagements)]
+        plan = _plan(args)
         numbers, events = [f"Q-H{n}" for n, _, _ in plan], sum(e + x for _, e, x in plan)
         table_topics = [t for t in source_topics() if not t.endswith(".transaction")]
         before = _on_kafka(s, table_topics)
-        rows = sum(write_history(s, plan[0][0], plan, chunk).values())
+        rows = sum(write_history(s, plan[0][0], plan, args.chunk).values())
         _wait("every source row on Kafka", lambda: _on_kafka(s, table_topics) - before >= rows, 1800, 0.2)
         stack.worker.start()
         cpu0 = cpu_s(stack.worker.pidfile, "self")
@@ -70,7 +71,7 @@ def main() -> None:
     parser.add_argument("--one", action="store_true", help="one catch-up of the code on the path (used by the runner)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.engagements, args.entries, args.expenses, args.chunk)), flush=True)
+        print(json.dumps(one(args)), flush=True)
         return
     if len(args.revisions) != 2:
         parser.error("give two revisions: the base, then the change")

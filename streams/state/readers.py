@@ -65,19 +65,20 @@ class Readers:
 
     def replace(self, contract: str, lookups: set[str]) -> None:
         """What a derivation in full of ``contract`` asked for: its lookups from now on."""
-        self._note(contract, {l for l in lookups if not _within_ranges(l)}, replace=True)
+        self._note(contract, lookups, replace=True)
 
     def add(self, contract: str, lookups: set[str], head: EngagementView) -> None:
         """What an incremental derivation from the view of the engagement's head ``head`` asked
         for, besides the engagement's lookups so far."""
-        self._note(contract, {l for l in lookups if not _within_ranges(l)} | read_in_full(head), replace=False)
+        self._note(contract, lookups | read_in_full(head), replace=False)
 
     def lookups(self, contract: str) -> set[str]:
         return set(self.store.get(ReadsKey(contract).text) or ())
 
     def _note(self, contract: str, lookups: set[str], replace: bool) -> None:
+        kept = {lookup for lookup in lookups if not _within_ranges(lookup)}
         held = self.lookups(contract)
-        now = set(lookups) if replace else held | lookups
+        now = kept if replace else held | kept
         if now == held:
             return
         for lookup in now - held:
