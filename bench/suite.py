@@ -9,7 +9,9 @@ A run, on a fresh embedded stack:
    second until Debezium has every one on Kafka, with nothing else running.
 2. ``transform_eps``: those very records (Debezium's JSON) read back from Kafka, then on one core
    in this process: decode → source transactions → mirror and rules → Avro bytes of every
-   canonical event.
+   canonical event. ``transform_floor_us``: of that, what msgspec's JSON parser and fastavro's
+   writer alone take a change, so ``transform_ceiling_eps`` is what no transform on this stack
+   can exceed.
 3. ``baseline_eps``: ``bench.baseline`` (a bare confluent-kafka consumer, the same decode and
    rules, the same ERP writes into a database of its own) over the same backlog.
 4. ``catchup_eps``, ``worker_cpu_us_per_change``: the worker starts; source changes per second
@@ -108,6 +110,7 @@ def transform(records) -> dict:
     thresholds = gc.get_threshold()
     gc.set_threshold(*GC_THRESHOLDS)  # as the worker collects
     changes = encoded = 0
+    events: list = []  # (type, model) of every canonical event, for the floor
     started = time.perf_counter()
     size = Settings().batch_size  # the worker's batches
     for i in range(0, len(records), size):
@@ -120,11 +123,62 @@ def transform(records) -> dict:
         for event in result.canonical:
             if event.model is not None:
                 encoded += len(wire.encode(event.event_type, event.model))
+                events.append((event.event_type, event.model))
         processor.commit(result)
         changes += len(ready)
     elapsed = time.perf_counter() - started
     gc.set_threshold(*thresholds)
-    return {"changes": changes, "seconds": round(elapsed, 2), "eps": round(changes / elapsed), "avro_bytes": encoded}
+    return {"changes": changes, "seconds": round(elapsed, 2), "eps": round(changes / elapsed), "avro_bytes": encoded,
+            "floor": transform_floor(records, events)}
+
+
+def transform_floor(records, events: list) -> dict:
+    """What the transform spends, per source change, in what it cannot do without: the JSON
+    parser over each record's key and value (msgspec, as ``capture.envelope`` calls it), each
+    row's canonical model (``TableMapping.to_model``: pydantic's validation, which decides what
+    goes to the dead letters) and fastavro's writer over each canonical event, its datum prepared
+    beforehand (untimed). No transform on this stack can be faster than ``ceiling_eps``."""
+    import io
+
+    import fastavro
+
+    from streams.canonical import avro
+    from streams.capture.envelope import Provenance, RowChange, _json, decode
+    from streams.capture.tables import mapping_for
+
+    changes = sum(1 for _, _, value, _, _ in records if value is not None)
+    started = time.perf_counter()
+    for _, key, value, _, _ in records:
+        if key is not None:
+            _json(key)
+        if value is not None:
+            _json(value)
+    json_s = time.perf_counter() - started
+    rows = []
+    for topic, key, value, partition, offset in records:
+        item = decode(topic, key, value, Provenance(topic, partition, offset))
+        if isinstance(item, RowChange) and item.row is not None:
+            rows.append((mapping_for(item), item.row))
+    started = time.perf_counter()
+    for mapping, row in rows:
+        mapping.to_model(row)
+    model_s = time.perf_counter() - started
+    data = []
+    for event_type, model in events:
+        schema, prepared = avro._writer(event_type)
+        record = dict(model.__dict__)
+        for name, prepare in prepared:
+            record[name] = prepare(record[name])
+        data.append((schema, record))
+    started = time.perf_counter()
+    for schema, record in data:
+        fastavro.schemaless_writer(io.BytesIO(), schema, record)
+    avro_s = time.perf_counter() - started
+    floor_us = (json_s + model_s + avro_s) / changes * 1e6
+    return {"records": changes, "events": len(events), "json_us_per_change": round(json_s / changes * 1e6, 2),
+            "model_us_per_change": round(model_s / changes * 1e6, 2),
+            "avro_us_per_change": round(avro_s / changes * 1e6, 2), "floor_us_per_change": round(floor_us, 2),
+            "ceiling_eps": round(1e6 / floor_us)}
 
 
 def _stack(partitions: int):
@@ -251,6 +305,8 @@ def main() -> None:
         "cores": os.cpu_count(), "runs": args.runs, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "backlog_changes": runs[0]["rows"], "live_rate": args.live_rate,
         "transform_eps": _median([r["transform"]["eps"] for r in runs]),
+        "transform_floor_us": _median([r["transform"]["floor"]["floor_us_per_change"] for r in runs]),
+        "transform_ceiling_eps": _median([r["transform"]["floor"]["ceiling_eps"] for r in runs]),
         "catchup_eps": _median([r["catchup"]["eps"] for r in runs]),
         "worker_cpu_us_per_change": _median([r["catchup"]["worker_cpu_us_per_change"] for r in runs]),
         "loader_cpu_us_per_change": _median([r["catchup"]["loader_cpu_us_per_change"] for r in runs]),
