@@ -1,13 +1,13 @@
 # q2c-sync: `make run` starts the sync on its embedded stack; `make test` passes the tests.
 # Both install what they need first: Debian packages (PostgreSQL, Prometheus, Java, Maven,
-# docker-compose for validating the Compose file), the Python packages into .venv, and the
-# Kafka/Connect/Debezium jars from Maven Central (fetched by `q2c up`, cached in ~/.m2).
+# docker-compose for validating the Compose file, Chromium for the status page's browser test),
+# the Python packages into .venv, and the Kafka/Connect/Debezium jars from Maven Central (fetched by `q2c up`, cached in ~/.m2).
 
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose
+DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose chromium
 
 .PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
 
@@ -39,6 +39,7 @@ system:
 	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \

@@ -26,6 +26,11 @@ class Settings(BaseSettings):
     controller_port: int = 29093
     connect_port: int = 28083
     metrics_port: int = 28000
+    # The address the worker's own HTTP server (/metrics, /health, /status) listens on: loopback
+    # unless set (a container sets 0.0.0.0 for a Prometheus beside it). It serves no table
+    # contents: Faust's web server, whose /table/ views answer with source rows, is not started.
+    bind: str = "127.0.0.1"
+    # Names a worker among several on one host (its Faust datadir, its static group membership).
     worker_web_port: int = 26066
     prometheus_port: int = 29090
     # Extra flags of the embedded stack's JVMs (Kafka, Connect). C1 only: on a small machine the
@@ -43,6 +48,7 @@ class Settings(BaseSettings):
     erp_dsn: str | None = None
     warehouse_dsn: str | None = None
     kafka_bootstrap: str | None = None
+    connect_rest_url: str | None = None  # Kafka Connect's REST API where it is not the embedded stack's
     # Kafka client security, passed through to every client the sync makes (see docs/security.md).
     kafka_security_protocol: str = "PLAINTEXT"
     kafka_sasl_mechanism: str | None = None
@@ -123,7 +129,7 @@ class Settings(BaseSettings):
 
     @property
     def connect_url(self) -> str:
-        return f"http://{self.host}:{self.connect_port}"
+        return self.connect_rest_url or f"http://{self.host}:{self.connect_port}"
 
     @property
     def metrics_url(self) -> str:

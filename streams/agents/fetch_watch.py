@@ -8,7 +8,8 @@ fetch state, where every task waits (its whole await chain, on the worker's loop
 consumer thread) and aiokafka's state per partition, counts ``q2c_fetch_stalls_total`` and sets
 fetching going again (flow control, paused or buffered partitions, a seek to the committed
 offsets). A batch that holds the pipeline for two minutes is reported the same way, without action
-(a sink outage does that on purpose). The decisions are ``FetchWatch``'s, without Faust.
+(a sink outage does that on purpose). While a stall lasts, ``/health`` says ``stalled`` (503). The
+decisions are ``FetchWatch``'s, without Faust.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from streams.agents import metrics
 log = logging.getLogger(__name__)
 
 STALL_AFTER_S = 30.0
+READING = "reading"  # the part of the worker's health this watch sets
 LONG_BATCH_S = 120.0
 
 
@@ -31,6 +33,7 @@ class FetchWatch:
         self.offsets: dict[Hashable, int | None] = {}
         self.progress_at: float | None = None
         self.batch_since: float | None = None
+        self.stalled = False  # since the last stall found, no position moved
 
     def long_batch(self, now: float, processing: bool, after_s: float = LONG_BATCH_S) -> bool:
         """Whether one batch has held the pipeline for ``after_s`` (said once per batch): a sink
@@ -53,11 +56,11 @@ class FetchWatch:
         rebalance or recovery, which pauses fetching on purpose)."""
         offsets = dict(positions)
         if busy or offsets != self.offsets or self.progress_at is None:
-            self.offsets, self.progress_at = offsets, now
+            self.offsets, self.progress_at, self.stalled = offsets, now, False
             return False
         behind = [tp for tp, end in ends.items() if offsets.get(tp) is not None and end > offsets[tp]]
         if behind and now - self.progress_at >= self.stall_after_s:
-            self.progress_at = now  # one report per stall period
+            self.progress_at, self.stalled = now, True  # one report per stall period
             return True
         return False
 
@@ -118,11 +121,18 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
     for tp in tps:  # a partition never read nor committed starts at its beginning (earliest)
         read = consumer._read_offset.get(tp)
         positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+        if tp in ends:
+            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - positions[tp]))
     if fetch_watch.long_batch(now, processing):
         log.warning("one batch has held the pipeline for %.0f s (a sink down, or a stuck wait). %s",
                     LONG_BATCH_S, evidence(app))
     busy = processing or bool(getattr(app, "rebalancing", False) or getattr(app, "in_recovery", False))
-    if not fetch_watch.check(now, positions, ends, busy):
+    found = fetch_watch.check(now, positions, ends, busy)
+    if fetch_watch.stalled:
+        metrics.HEALTH.set("stalled", f"no event read for {fetch_watch.stall_after_s:.0f} s with events left", part=READING)
+    else:
+        metrics.HEALTH.set("running", part=READING)
+    if not found:
         return
     buffered = set(consumer._buffered_partitions)
     metrics.FETCH_STALLS.inc()

@@ -1,4 +1,5 @@
-"""Prometheus metrics of the worker and its health endpoint (``/metrics`` and ``/health``).
+"""Prometheus metrics of the worker, its health and its status page (``/metrics``, ``/health``,
+``/status``), served by a small HTTP server of its own: nothing else (no table contents).
 
 The warehouse loader runs in a process of its own (``loader_process.py``). With
 ``PROMETHEUS_MULTIPROC_DIR`` set, as the worker sets it before this module is first imported,
@@ -14,8 +15,8 @@ import threading
 import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import (CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest,
-                               multiprocess)
+from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
+                               generate_latest, multiprocess)
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -43,13 +44,43 @@ ENGAGEMENTS_DERIVED = Counter("q2c_engagements_derived_total",
 FETCH_STALLS = Counter("q2c_fetch_stalls_total",
                        "Times the worker read nothing for 30 s with events left, outside a batch (streams/agents/fetch_watch.py)")
 LAG = _gauge("q2c_source_lag_seconds", "Seconds between a source commit and its processing (last batch)")
+BUILD_INFO = Gauge("q2c_build_info", "The running build: 1, its version in labels", ["version", "revision", "python", "faust"],
+                   multiprocess_mode="mostrecent")
+SYNC_LATENCY = Histogram(
+    "q2c_sync_latency_seconds",
+    "Source commit to sink commit: each source transaction of a batch, once the batch's writes to the sink are committed",
+    ["sink"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
+CONSUMER_LAG = Gauge("q2c_consumer_lag_records", "Records on a partition the worker has not read yet (every 10 s)",
+                     ["topic", "partition"], multiprocess_mode="mostrecent")
+SOURCE_LAST_COMMIT = Gauge("q2c_source_last_commit_timestamp_seconds",
+                           "Commit time of the newest change the worker applied, per source database", ["source"],
+                           multiprocess_mode="mostrecent")
+_COLLECTORS: list = []  # read at every scrape (``add_collector``)
+
+
+def add_collector(collector) -> None:
+    """A prometheus_client collector whose metrics ``/metrics`` serves from now on."""
+    _COLLECTORS.append(collector)
+
+
+def observe_latency(sinks, commits, now: float) -> None:
+    """``commits``: the source commit times (epoch seconds) of a batch's transactions, one each;
+    ``sinks``: the sinks the batch wrote to, all committed at ``now``."""
+    for sink in sinks:
+        histogram = SYNC_LATENCY.labels(sink)
+        for committed in commits:
+            histogram.observe(max(0.0, now - committed))
 
 
 class Health:
     """The worker's state and, as parts of it, those of what runs beside it (the warehouse
-    loader): degraded while any part is, with that part's reason; else the worker's own."""
+    loader) and of its reading (``fetch_watch``): the worker's own state when it is not running,
+    else the first part's that is not, with that part's reason. States: ``starting`` (until the
+    tables are restored), ``running``, ``degraded`` (a sink failing: waiting to retry),
+    ``stalled`` (events left to read and none read)."""
 
     WORKER = "worker"
+    RUNNING = "running"
 
     def __init__(self) -> None:
         self.parts: dict[str, tuple[str, str, float]] = {self.WORKER: ("starting", "", time.time())}
@@ -61,11 +92,17 @@ class Health:
 
     def as_dict(self) -> dict:
         state, reason, since = self.parts[self.WORKER]
-        degraded = [(p, r, t) for p, (s, r, t) in self.parts.items() if s == "degraded"]
-        if degraded and state != "degraded":  # the worker itself is not: another part is
-            part, reason, since = degraded[0]
-            state, reason = "degraded", f"{part}: {reason}"
+        if state == self.RUNNING:
+            other = next(((p, s, r, t) for p, (s, r, t) in self.parts.items() if s != self.RUNNING), None)
+            if other is not None:  # the worker itself runs: another part does not
+                part, state, reason, since = other
+                reason = f"{part}: {reason}" if reason else part
         return {"state": state, "reason": reason, "since": since}
+
+    def http_status(self) -> str:
+        """200 only while running: a load balancer or an orchestrator's probe takes a worker that
+        is starting, degraded or not reading out of service."""
+        return "200 OK" if self.as_dict()["state"] == self.RUNNING else "503 Service Unavailable"
 
 
 HEALTH = Health()
@@ -77,12 +114,21 @@ class _Quiet(WSGIRequestHandler):
 
 
 def _app(environ, start_response):
-    if environ.get("PATH_INFO") == "/health":
+    path = environ.get("PATH_INFO")
+    if path == "/health":
         body = json.dumps(HEALTH.as_dict()).encode()
-        start_response("200 OK", [("Content-Type", "application/json")])
+        start_response(HEALTH.http_status(), [("Content-Type", "application/json")])
         return [body]
-    start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
-    return [exposition()]
+    if path == "/metrics":
+        start_response("200 OK", [("Content-Type", CONTENT_TYPE_LATEST)])
+        return [exposition()]
+    if path in ("/status", "/"):
+        from streams.agents.status_page import render
+
+        start_response("200 OK", [("Content-Type", "text/html; charset=utf-8")])
+        return [render(HEALTH, exposition().decode()).encode()]
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not found: /metrics, /health and /status are served here\n"]
 
 
 def exposition() -> bytes:
@@ -90,10 +136,16 @@ def exposition() -> bytes:
     if os.environ.get(MULTIPROCESS_DIR):
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry)
-    return generate_latest()
+    else:
+        registry = CollectorRegistry()
+        registry.register(REGISTRY)
+    for collector in _COLLECTORS:
+        registry.register(collector)
+    return generate_latest(registry)
 
 
-def serve(host: str, port: int) -> None:
+def serve(host: str, port: int):
+    """Serve /metrics, /health and /status on ``host:port`` in a thread; returns the server."""
     server = make_server(host, port, _app, handler_class=_Quiet)
     threading.Thread(target=server.serve_forever, name="metrics", daemon=True).start()
+    return server

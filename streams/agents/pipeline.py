@@ -33,6 +33,24 @@ from streams.state.routing import RouteBook, engagement_partition
 log = logging.getLogger(__name__)
 
 
+def observe_written(changes: list[RowChange], result: BatchResult) -> None:
+    """The batch's outputs are committed in every sink: each source transaction's latency to the
+    sinks it wrote to, and the newest commit applied per source database."""
+    commits: dict[str, float] = {}
+    newest: dict[str, float] = {}
+    for change in changes:
+        if change.committed_at is not None:
+            stamp = change.committed_at.timestamp()
+            commits[change.transaction or f"{change.source}:{change.position}"] = stamp
+            if stamp > newest.get(change.source, 0.0):
+                newest[change.source] = stamp
+    for source, stamp in newest.items():
+        metrics.SOURCE_LAST_COMMIT.labels(source).set(stamp)
+    sinks = [sink for sink, written in (("erp", len(result.erp)), ("psa", len(result.provisions)),
+                                        ("crm", len(result.financials)), ("kafka", len(result.canonical))) if written]
+    metrics.observe_latency(sinks, commits.values(), time.time())
+
+
 class CapturePipeline(BatchHandler):
     def __init__(self, settings: Settings, mirror_table: MutableMapping, ledger_table: MutableMapping,
                  open_transactions_table: MutableMapping, routes_table: MutableMapping | None = None):
@@ -189,6 +207,8 @@ class CapturePipeline(BatchHandler):
             self.processor.sweep(result)
         letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
         await asyncio.to_thread(self._deliver, result, letters)
+        if not sweep:  # a replay's sweep writes what old commits imply: no latency of today's
+            observe_written(changes, result)
         self.processor.commit(result)  # the ledger rows and what was routed, into their tables
         await asyncio.to_thread(self.flush)  # their changelog records, before the batch counts as done
         if sweep:

@@ -23,15 +23,45 @@ def run(settings: Settings) -> None:
 
     ensure_topics(settings)
     (settings.home_dir / "faust").mkdir(parents=True, exist_ok=True)  # each worker's Faust datadir is below
-    metrics.serve(settings.host, settings.metrics_port)
+    metrics.BUILD_INFO.labels(**build_info()).set(1)
+    from streams.agents.platform_metrics import PlatformCollector
+
+    metrics.add_collector(PlatformCollector(settings))
+    metrics.serve(settings.bind, settings.metrics_port)
     from streams.agents.app import app
 
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    sys.argv = ["q2c-worker", "worker", "--loglevel", "info",
-                "--web-host", settings.host, "--web-port", str(settings.worker_web_port), "--web-bind", settings.host]
+    # --without-web: Faust's web server answers /table/<name>/<key>/ with a table's entries
+    # (source rows: names, e-mails, cost rates) to anyone who reaches it, and the sync needs none
+    # of its views; /metrics, /health and /status are served by ``metrics.serve`` alone.
+    sys.argv = ["q2c-worker", "worker", "--loglevel", "info", "--without-web"]
     app.main()
+
+
+def build_info() -> dict[str, str]:
+    """The labels of ``q2c_build_info``: the package's version, the git revision of a checkout
+    (``unknown`` in an installed package), Python's and Faust's versions."""
+    import platform
+    import subprocess
+    from importlib.metadata import PackageNotFoundError, version
+
+    from streams.config import PROJECT_ROOT
+
+    def of(package: str) -> str:
+        try:
+            return version(package)
+        except PackageNotFoundError:
+            return "unknown"
+
+    revision = "unknown"
+    if (PROJECT_ROOT / ".git").exists():
+        done = subprocess.run(["git", "-C", str(PROJECT_ROOT), "rev-parse", "--short=12", "HEAD"],
+                              capture_output=True, text=True, check=False)
+        revision = done.stdout.strip() or "unknown"
+    return {"version": of("q2c-sync"), "revision": revision, "python": platform.python_version(),
+            "faust": of("faust-streaming")}
 
 
 def _metrics_across_processes(settings: Settings) -> None:

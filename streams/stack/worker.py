@@ -21,11 +21,10 @@ class FaustWorker(BackgroundPart):
         self.env = dict(env or {})
         super().__init__(settings)
         self.metrics_port = int(self.env.get("Q2C_METRICS_PORT", settings.metrics_port))
-        self.web_port = int(self.env.get("Q2C_WORKER_WEB_PORT", settings.worker_web_port))
 
     def start(self) -> None:
         self.launch([sys.executable, "-m", "streams.cli", "worker"],
-                    {"worker metrics": self.metrics_port, "worker web": self.web_port}, 120,
+                    {"worker metrics": self.metrics_port}, 120,
                     env={"Q2C_HOME": str(self.s.home_dir), "PYTHONUNBUFFERED": "1", **self.env})
 
     def health(self) -> dict:

@@ -15,6 +15,18 @@ def test_events_left_and_nothing_read_for_a_minute_is_a_stall():
     assert watch.check(120, {TP: 10}, {TP: 50}, busy=False)
 
 
+def test_a_stall_lasts_until_a_position_moves():
+    watch = FetchWatch(stall_after_s=60)
+    watch.check(0, {TP: 10}, {TP: 50}, busy=False)
+    assert not watch.stalled
+    watch.check(60, {TP: 10}, {TP: 50}, busy=False)
+    assert watch.stalled
+    watch.check(70, {TP: 10}, {TP: 50}, busy=False)
+    assert watch.stalled  # reported once, but still stalled
+    watch.check(80, {TP: 12}, {TP: 50}, busy=False)
+    assert not watch.stalled
+
+
 def test_reading_nothing_with_nothing_left_is_no_stall():
     watch = FetchWatch(stall_after_s=60)
     watch.check(0, {TP: 50}, {TP: 50}, busy=False)

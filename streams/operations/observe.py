@@ -1,0 +1,107 @@
+"""What the platform around the sync is doing, read where it is kept: PostgreSQL's replication
+slots, Kafka Connect's REST API, and the ERP inbound tables the sync writes (the business
+figures finance watches). Each reader returns plain values, or raises; ``streams.agents.platform_metrics``
+turns them into metrics. No personal data: amounts and counts by currency, reason and age only.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+import httpx
+import psycopg
+
+# an observation must never hold a scrape for long, nor a lock in a database the firm runs
+_PG_OPTIONS = "-c statement_timeout=5s -c lock_timeout=1s"
+AGE_BUCKETS = ((7, "0-7d"), (30, "8-30d"), (90, "31-90d"))  # and "90d+"
+RECEIVABLE_OPEN = ("issued", "disputed", "partially_paid")
+
+
+@dataclass(frozen=True)
+class Slot:
+    database: str
+    slot: str
+    active: bool
+    lag_bytes: int       # WAL written that the slot's consumer has not confirmed
+    retained_bytes: int  # WAL the server keeps for the slot
+
+
+def replication_slots(dsn: str, database: str) -> list[Slot]:
+    """The logical replication slots of ``database``'s server that stream ``database``."""
+    with psycopg.connect(dsn, connect_timeout=3, autocommit=True, options=_PG_OPTIONS) as conn:
+        rows = conn.execute(
+            "select slot_name, active,"
+            " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn), 0)::bigint,"
+            " coalesce(pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn), 0)::bigint"
+            " from pg_replication_slots where database = current_database()").fetchall()
+    return [Slot(database, name, bool(active), int(lag), int(retained)) for name, active, lag, retained in rows]
+
+
+@dataclass(frozen=True)
+class Connector:
+    name: str
+    state: str                    # RUNNING, PAUSED, FAILED, UNASSIGNED, RESTARTING, STOPPED
+    tasks: tuple[tuple[int, str], ...]
+
+
+def connectors(connect_url: str) -> list[Connector]:
+    """Every connector of the Connect cluster and its tasks' states."""
+    response = httpx.get(f"{connect_url}/connectors", params={"expand": "status"}, timeout=3)
+    response.raise_for_status()
+    out = []
+    for name, info in sorted(response.json().items()):
+        status = info.get("status") or {}
+        tasks = tuple(sorted((int(t["id"]), t["state"]) for t in status.get("tasks", [])))
+        out.append(Connector(name, (status.get("connector") or {}).get("state", "UNKNOWN"), tasks))
+    return out
+
+
+@dataclass(frozen=True)
+class BusinessFigures:
+    ready_to_bill: dict[str, object]          # currency -> amount of billing events ready
+    on_hold: dict[str, int]                   # hold reason -> billing events on hold
+    on_hold_amount: dict[tuple[str, str], object]  # (reason, currency) -> their amount
+    unbilled: dict[tuple[str, str], int]      # (kind, age bucket) -> items eligible and not billed
+    receivables_open: dict[str, object]       # currency -> open amount (gross - paid)
+    receivables_overdue: dict[str, object]    # currency -> open amount past its due date
+
+
+def age_bucket(days: int) -> str:
+    for limit, name in AGE_BUCKETS:
+        if days <= limit:
+            return name
+    return "90d+"
+
+
+def business_figures(erp_dsn: str, today: date) -> BusinessFigures:
+    """The figures of the ERP inbound interface finance acts on, as of ``today``. Unbilled:
+    billing events ``ready`` by the age of their service date, schedule items ``eligible`` by the
+    age of their eligibility."""
+    with psycopg.connect(erp_dsn, connect_timeout=3, autocommit=True, options=_PG_OPTIONS) as conn:
+        ready = dict(conn.execute("select currency, sum(amount) from erp_inbound.billing_event"
+                                  " where status = 'ready' group by currency").fetchall())
+        held = conn.execute("select hold_reason, currency, count(*), sum(amount) from erp_inbound.billing_event"
+                            " where status = 'on_hold' group by hold_reason, currency").fetchall()
+        events = conn.execute("select %s::date - service_date, count(*) from erp_inbound.billing_event"
+                              " where status = 'ready' group by 1", (today,)).fetchall()
+        items = conn.execute("select %s::date - coalesce(eligible_at::date, planned_date), count(*)"
+                             " from erp_inbound.billing_schedule where status = 'eligible' group by 1", (today,)).fetchall()
+        receivables = conn.execute(
+            "select currency, sum(gross_amount - paid_amount),"
+            " sum(gross_amount - paid_amount) filter (where due_date < %s)"
+            " from erp_inbound.receivable where status = any(%s) group by currency", (today, list(RECEIVABLE_OPEN))).fetchall()
+    on_hold: dict[str, int] = {}
+    on_hold_amount: dict[tuple[str, str], object] = {}
+    for reason, currency, count, amount in held:
+        reason = reason or "unspecified"
+        on_hold[reason] = on_hold.get(reason, 0) + count
+        on_hold_amount[reason, currency] = amount
+    unbilled: dict[tuple[str, str], int] = {}
+    for kind, rows in (("billing_event", events), ("schedule_item", items)):
+        for days, count in rows:
+            key = (kind, age_bucket(max(int(days), 0)))
+            unbilled[key] = unbilled.get(key, 0) + count
+    return BusinessFigures(
+        ready_to_bill=ready, on_hold=on_hold, on_hold_amount=on_hold_amount, unbilled=unbilled,
+        receivables_open={c: open_ for c, open_, _ in receivables},
+        receivables_overdue={c: overdue or 0 for c, _, overdue in receivables})
