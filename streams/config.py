@@ -25,6 +25,9 @@ class Settings(BaseSettings):
     kafka_port: int = 29092
     controller_port: int = 29093
     connect_port: int = 28083
+    # the Prometheus JMX exporter agents of the embedded Kafka and Connect (deploy/jmx/)
+    kafka_jmx_port: int = 29094
+    connect_jmx_port: int = 28084
     metrics_port: int = 28000
     # The address the worker's own HTTP server (/metrics, /health, /status) listens on: loopback
     # unless set (a container sets 0.0.0.0 for a Prometheus beside it). It serves no table

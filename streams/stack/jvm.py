@@ -11,10 +11,14 @@ from pathlib import Path
 import httpx
 from confluent_kafka.admin import AdminClient
 
-from streams.config import Settings
+from streams.config import PROJECT_ROOT, Settings
 from streams.stack.process import BackgroundPart, StackError, pid_of, port_is_free, wait_until
 
 POM = Path(__file__).parent / "pom.xml"
+# The Prometheus JMX exporter, as a java agent beside Kafka and Connect (not on their class path:
+# the agent jar carries its own copies of libraries). Its rules: deploy/jmx/<part>.yml.
+JMX_EXPORTER = "io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1"
+JMX_RULES = PROJECT_ROOT / "deploy" / "jmx"
 
 LOG4J2 = """\
 status = warn
@@ -34,27 +38,37 @@ logger.dbz.level = INFO
 def fetch_jars(settings: Settings) -> Path:
     """Copy the pinned jars under ``$Q2C_HOME/jvm`` (Maven caches the downloads in ~/.m2)."""
     marker = settings.jvm_dir / ".complete"
-    if marker.exists() and marker.read_text() == POM.read_text():
+    wanted = POM.read_text() + JMX_EXPORTER
+    if marker.exists() and marker.read_text() == wanted:
         return settings.jvm_dir
     if not shutil.which("mvn"):
         raise StackError("Maven (mvn) is not installed; `make run` installs it with apt")
-    result = subprocess.run(
-        ["mvn", "-q", "-B", "-f", str(POM), "dependency:copy-dependencies", f"-Djvm.dir={settings.jvm_dir}"],
-        capture_output=True, text=True,
-    )
-    if result.returncode != 0:
-        raise StackError(f"fetching the Kafka/Connect/Debezium jars from Maven Central failed:\n{result.stdout[-3000:]}")
-    marker.write_text(POM.read_text())
+    for command in (["dependency:copy-dependencies", f"-Djvm.dir={settings.jvm_dir}"],
+                    ["dependency:copy", f"-Dartifact={JMX_EXPORTER}", f"-Djvm.dir={agent_dir(settings)}"]):
+        result = subprocess.run(["mvn", "-q", "-B", "-f", str(POM), *command], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise StackError(f"fetching the Kafka/Connect/Debezium jars from Maven Central failed:\n{result.stdout[-3000:]}")
+    marker.write_text(wanted)
     return settings.jvm_dir
 
 
-def _java(settings: Settings, heap: str, main: str, *args: str) -> list[str]:
+def agent_dir(settings: Settings) -> Path:
+    return settings.jvm_dir / "agents"
+
+
+def jmx_agent(settings: Settings, part: str, port: int) -> str:
+    """The JVM flag that starts the JMX exporter serving ``part``'s metrics on ``host:port``."""
+    jar = next(agent_dir(settings).glob("jmx_prometheus_javaagent-*.jar"))
+    return f"-javaagent:{jar}={settings.host}:{port}:{JMX_RULES / f'{part}.yml'}"
+
+
+def _java(settings: Settings, heap: str, main: str, *args: str, agent: str | None = None) -> list[str]:
     log4j = settings.run_dir / "log4j2.properties"
     settings.run_dir.mkdir(parents=True, exist_ok=True)
     log4j.write_text(LOG4J2)
     return [
         shutil.which("java") or "java", f"-Xmx{heap}", "-Xms128m", "-XX:+UseG1GC", *settings.jvm_flags.split(),
-        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}",
+        "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={log4j}", *([agent] if agent else []),
         "-cp", f"{settings.jvm_dir}/*", main, *args,
     ]
 
@@ -103,8 +117,9 @@ class KafkaBroker(BackgroundPart):
         if pid_of(self.pidfile):
             return
         self.configure()
-        self.launch(_java(self.s, "768m", "kafka.Kafka", str(self.props)),
-                    {"Kafka": self.s.kafka_port, "Kafka controller": self.s.controller_port}, 90)
+        self.launch(_java(self.s, "768m", "kafka.Kafka", str(self.props), agent=jmx_agent(self.s, "kafka", self.s.kafka_jmx_port)),
+                    {"Kafka": self.s.kafka_port, "Kafka controller": self.s.controller_port,
+                     "Kafka's JMX exporter": self.s.kafka_jmx_port}, 90)
 
     def healthy(self) -> bool:
         if not pid_of(self.pidfile):
@@ -168,8 +183,10 @@ class ConnectWorker(BackgroundPart):
         if pid_of(self.pidfile):
             return
         self.configure()
-        self.launch(_java(self.s, "1g", "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props)),
-                    {"Kafka Connect": self.s.connect_port}, 120, env=self.env(), ready=self.rest_up)
+        self.launch(_java(self.s, "1g", "org.apache.kafka.connect.cli.ConnectDistributed", str(self.props),
+                          agent=jmx_agent(self.s, "connect", self.s.connect_jmx_port)),
+                    {"Kafka Connect": self.s.connect_port, "Connect's JMX exporter": self.s.connect_jmx_port}, 120,
+                    env=self.env(), ready=self.rest_up)
 
     def rest_up(self) -> bool:
         return httpx.get(f"{self.s.connect_url}/connectors", timeout=3).status_code == 200

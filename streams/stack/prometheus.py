@@ -19,11 +19,12 @@ class Prometheus(BackgroundPart):
 
     def configure(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
+        jobs = {"q2c-worker": self.s.metrics_port, "kafka": self.s.kafka_jmx_port, "connect": self.s.connect_jmx_port}
         self.config.write_text(
             "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
-            "scrape_configs:\n"
-            "  - job_name: q2c-worker\n"
-            f"    static_configs:\n      - targets: ['{self.s.host}:{self.s.metrics_port}']\n"
+            "scrape_configs:\n" + "".join(
+                f"  - job_name: {job}\n    static_configs:\n      - targets: ['{self.s.host}:{port}']\n"
+                for job, port in jobs.items())
         )
 
     def start(self) -> None:

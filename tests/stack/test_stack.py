@@ -45,6 +45,28 @@ def test_prometheus_scrapes_the_worker(stack):
 
 
 @pytest.mark.stack
+def test_kafka_connect_and_debezium_are_observed_through_the_jmx_exporter(stack):
+    s = stack.s
+    connect = httpx.get(f"http://{s.host}:{s.connect_jmx_port}/metrics", timeout=10).text
+    for server in ("crm", "psa", "finance"):
+        for metric in ("debezium_postgres_millisecondsbehindsource", "debezium_postgres_connected",
+                       "debezium_postgres_queueremainingcapacity"):
+            assert any(line.startswith(f'{metric}{{context="streaming",server="{server}"') for line in connect.splitlines()), (
+                metric, server)
+    assert any(line.startswith('debezium_postgres_connected{context="streaming",server="psa"') and line.endswith(" 1.0")
+               for line in connect.splitlines())
+    kafka = httpx.get(f"http://{s.host}:{s.kafka_jmx_port}/metrics", timeout=10).text
+    assert "kafka_server_brokertopicmetrics_messagesin_total" in kafka
+
+    def scraped(job: str) -> bool:
+        data = httpx.get(f"{s.prometheus_url}/api/v1/query", params={"query": f'up{{job="{job}"}}'}, timeout=3).json()
+        return any(r["value"][1] == "1" for r in data["data"]["result"])
+
+    for job in ("kafka", "connect", "q2c-worker"):
+        eventually(lambda j=job: scraped(j), timeout=60, what=f"Prometheus scraping {job}")
+
+
+@pytest.mark.stack
 def test_connectors_run_with_exact_decimals_and_heartbeats(stack):
     for name in ("q2c-crm", "q2c-psa", "q2c-finance"):
         config = httpx.get(f"{stack.s.connect_url}/connectors/{name}/config").json()
