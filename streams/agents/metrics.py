@@ -34,6 +34,9 @@ BATCH_SECONDS = Histogram("q2c_batch_seconds", "Time to process one batch end to
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BATCH_SIZE = Histogram("q2c_batch_events", "Change events per batch", buckets=(1, 10, 100, 500, 1000, 2000, 5000))
 DEGRADED = _gauge("q2c_worker_degraded", "1 while a sink is failing and the worker waits to retry")
+WORKER_STATES = ("starting", "running", "degraded", "stalled")
+WORKER_STATE = Gauge("q2c_worker_state", "1 for the state the worker is in (what /health says)", ["state"],
+                     multiprocess_mode="mostrecent")
 OPEN_TRANSACTIONS = _gauge("q2c_open_source_transactions", "Source transactions held until all their changes arrived")
 INCOMPLETE_TRANSACTIONS = Counter("q2c_incomplete_transactions_total",
                                   "Source transactions released before all their changes arrived (waited too long)")
@@ -83,12 +86,17 @@ class Health:
     RUNNING = "running"
 
     def __init__(self) -> None:
+        # not exported from here: every process that imports this module makes one (the worker
+        # says ``starting`` itself, ``worker.run``)
         self.parts: dict[str, tuple[str, str, float]] = {self.WORKER: ("starting", "", time.time())}
 
     def set(self, state: str, reason: str = "", part: str = WORKER) -> None:
         before = self.parts.get(part)
         self.parts[part] = (state, reason, before[2] if before is not None and before[0] == state else time.time())
-        DEGRADED.set(1 if self.as_dict()["state"] == "degraded" else 0)
+        overall = self.as_dict()["state"]
+        DEGRADED.set(1 if overall == "degraded" else 0)
+        for name in WORKER_STATES:
+            WORKER_STATE.labels(name).set(1 if overall == name else 0)
 
     def as_dict(self) -> dict:
         state, reason, since = self.parts[self.WORKER]

@@ -24,6 +24,7 @@ def run(settings: Settings) -> None:
     ensure_topics(settings)
     (settings.home_dir / "faust").mkdir(parents=True, exist_ok=True)  # each worker's Faust datadir is below
     metrics.BUILD_INFO.labels(**build_info()).set(1)
+    metrics.HEALTH.set("starting")
     from streams.agents.platform_metrics import PlatformCollector
 
     metrics.add_collector(PlatformCollector(settings))

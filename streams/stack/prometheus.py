@@ -1,12 +1,16 @@
-"""Prometheus (Debian package) scraping the worker's metrics endpoint."""
+"""Prometheus (Debian package) scraping the worker, and Kafka's and Connect's JMX exporters, with
+the sync's alert rules loaded."""
 from __future__ import annotations
 
 import shutil
 
 import httpx
 
-from streams.config import Settings
+from streams.config import PROJECT_ROOT, Settings
 from streams.stack.process import BackgroundPart, StackError, pid_of
+
+
+ALERT_RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"  # docker-compose.yml loads them too
 
 
 class Prometheus(BackgroundPart):
@@ -22,6 +26,7 @@ class Prometheus(BackgroundPart):
         jobs = {"q2c-worker": self.s.metrics_port, "kafka": self.s.kafka_jmx_port, "connect": self.s.connect_jmx_port}
         self.config.write_text(
             "global:\n  scrape_interval: 5s\n  evaluation_interval: 5s\n"
+            f"rule_files:\n  - {ALERT_RULES}\n"
             "scrape_configs:\n" + "".join(
                 f"  - job_name: {job}\n    static_configs:\n      - targets: ['{self.s.host}:{port}']\n"
                 for job, port in jobs.items())
