@@ -55,3 +55,20 @@ def ids():
     """Fresh primary keys for each test, so tests share the stack without colliding: each call
     gives a multiple of 1000, and ``n + k`` (k < 1000) is free for the test's other rows."""
     return lambda: next(_ids) * 1000
+
+
+@pytest.fixture(scope="session")
+def firm(stack):
+    """The client firm's databases on the stack, with the standard tax rate every engagement uses."""
+    from tests.sources import Delivery, Firm
+
+    f = Firm(stack.s)
+    Delivery(f).tax("STD", "GB", "20.000")
+    return f
+
+
+@pytest.fixture(scope="session")
+def psa(firm):
+    from tests.sources import Delivery
+
+    return Delivery(firm)

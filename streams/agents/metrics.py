@@ -28,6 +28,7 @@ def _gauge(name: str, documentation: str) -> Gauge:
 
 CHANGES = Counter("q2c_source_changes_total", "Source change events read", ["table", "op"])
 REJECTED = Counter("q2c_dead_letters_total", "Change events sent to the dead-letter topic", ["reason"])
+DEAD_LETTER_REASONS = ("undecodable", "invalid_row", "processing_error")
 SINK_ROWS = Counter("q2c_sink_rows_total", "Rows written to a sink", ["sink", "table"])
 CANONICAL = Counter("q2c_canonical_events_total", "Canonical events published", ["event_type"])
 BATCH_SECONDS = Histogram("q2c_batch_seconds", "Time to process one batch end to end",

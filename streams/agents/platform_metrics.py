@@ -1,6 +1,7 @@
 """Metrics of what surrounds the worker, read when Prometheus scrapes it (at most every
 ``EVERY_S``): replication slot lag and WAL retained per source database, each connector's and
-task's state from Connect's REST API, and the business figures of the ERP inbound interface.
+task's state from Connect's REST API, the business figures of the ERP inbound interface, and
+leakage and cycle times from the warehouse's views.
 ``q2c_observed_up{what}`` says whether each reading succeeded, so a silent part is an alert of its
 own rather than a gap. Amounts are floats here only because Prometheus's values are: the sync
 computes and writes money as ``Decimal``.
@@ -43,7 +44,7 @@ class PlatformCollector(Collector):
         up = GaugeMetricFamily("q2c_observed_up", "1 when the last reading of this part succeeded", labels=["what"])
         out: list[GaugeMetricFamily] = [up]
         for what, read in (("replication_slots", self._slots), ("connectors", self._connectors),
-                           ("erp_figures", self._figures)):
+                           ("erp_figures", self._figures), ("warehouse_figures", self._warehouse)):
             try:
                 out.extend(read())
                 up.add_metric([what], 1)
@@ -105,4 +106,29 @@ class PlatformCollector(Collector):
             open_.add_metric([currency], float(amount))
         for currency, amount in figures.receivables_overdue.items():
             overdue.add_metric([currency], float(amount))
-        return [ready, held, held_amount, unbilled, open_, overdue]
+        funnel = []
+        for name, doc, counts in (("q2c_contracts", "Contracts in the ERP by status", figures.contracts),
+                                  ("q2c_billing_events", "Billing events in the ERP by status", figures.billing_events),
+                                  ("q2c_receivables", "Invoices (receivables) in the ERP by status", figures.receivables)):
+            family = GaugeMetricFamily(name, doc, labels=["status"])
+            for status, count in counts.items():
+                family.add_metric([status], count)
+            funnel.append(family)
+        paid = GaugeMetricFamily("q2c_receivables_paid_amount", "Amount paid on invoices", labels=["currency"])
+        for currency, amount in figures.paid.items():
+            paid.add_metric([currency], float(amount))
+        return [ready, held, held_amount, unbilled, open_, overdue, *funnel, paid]
+
+    def _warehouse(self) -> list[GaugeMetricFamily]:
+        figures = observe.warehouse_figures(self.s.dsn("warehouse", "sync"))
+        unbilled = GaugeMetricFamily("q2c_leakage_unbilled_work", "Approved billable time and expenses with no billing "
+                                     "event ready or billed (dw.leakage_unbilled_work)", labels=["kind"])
+        for kind in ("time", "expense"):
+            unbilled.add_metric([kind], figures.unbilled_work.get(kind, 0))
+        eligible = GaugeMetricFamily("q2c_leakage_eligible_unbilled", "Schedule items eligible and not billed "
+                                     "(dw.leakage_eligible_unbilled)", value=figures.eligible_unbilled)
+        cycle = GaugeMetricFamily("q2c_quote_to_cash_cycle_seconds", "Mean time from quote approval to each stage, "
+                                  "engagements approved in the last 90 days (dw.quote_to_cash_cycle)", labels=["stage"])
+        for stage, seconds in figures.cycle_seconds.items():
+            cycle.add_metric([stage], seconds)
+        return [unbilled, eligible, cycle]

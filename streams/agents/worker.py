@@ -25,6 +25,9 @@ def run(settings: Settings) -> None:
     (settings.home_dir / "faust").mkdir(parents=True, exist_ok=True)  # each worker's Faust datadir is below
     metrics.BUILD_INFO.labels(**build_info()).set(1)
     metrics.HEALTH.set("starting")
+    for reason in metrics.DEAD_LETTER_REASONS:  # exported at 0 from the start: increase() sees the first one
+        metrics.REJECTED.labels(reason)
+    metrics.ENGAGEMENT_PARTITIONS.set(0)  # until a rebalance gives this worker some (scaled out)
     from streams.agents.platform_metrics import PlatformCollector
 
     metrics.add_collector(PlatformCollector(settings))

@@ -64,6 +64,11 @@ class BusinessFigures:
     unbilled: dict[tuple[str, str], int]      # (kind, age bucket) -> items eligible and not billed
     receivables_open: dict[str, object]       # currency -> open amount (gross - paid)
     receivables_overdue: dict[str, object]    # currency -> open amount past its due date
+    # the quote-to-cash funnel: rows by status, and cash received
+    contracts: dict[str, int]                 # status -> contracts
+    billing_events: dict[str, int]            # status -> billing events
+    receivables: dict[str, int]               # status -> invoices
+    paid: dict[str, object]                   # currency -> amount paid on invoices
 
 
 def age_bucket(days: int) -> str:
@@ -90,6 +95,10 @@ def business_figures(erp_dsn: str, today: date) -> BusinessFigures:
             "select currency, sum(gross_amount - paid_amount),"
             " sum(gross_amount - paid_amount) filter (where due_date < %s)"
             " from erp_inbound.receivable where status = any(%s) group by currency", (today, list(RECEIVABLE_OPEN))).fetchall()
+        funnel = {table: dict(conn.execute(f"select status, count(*) from erp_inbound.{table} group by status").fetchall())
+                  for table in ("contract", "billing_event", "receivable")}
+        paid = dict(conn.execute("select currency, sum(paid_amount) from erp_inbound.receivable"
+                                 " where status <> 'void' group by currency").fetchall())
     on_hold: dict[str, int] = {}
     on_hold_amount: dict[tuple[str, str], object] = {}
     for reason, currency, count, amount in held:
@@ -104,4 +113,33 @@ def business_figures(erp_dsn: str, today: date) -> BusinessFigures:
     return BusinessFigures(
         ready_to_bill=ready, on_hold=on_hold, on_hold_amount=on_hold_amount, unbilled=unbilled,
         receivables_open={c: open_ for c, open_, _ in receivables},
-        receivables_overdue={c: overdue or 0 for c, _, overdue in receivables})
+        receivables_overdue={c: overdue or 0 for c, _, overdue in receivables},
+        contracts=funnel["contract"], billing_events=funnel["billing_event"], receivables=funnel["receivable"], paid=paid)
+
+
+@dataclass(frozen=True)
+class WarehouseFigures:
+    unbilled_work: dict[str, int]      # kind (time, expense) -> approved billable rows with no event ready or billed
+    eligible_unbilled: int             # schedule items eligible and not billed
+    cycle_seconds: dict[str, float]    # stage -> mean time from quote approval, over engagements approved in 90 days
+
+
+CYCLE_STAGES = {  # stage -> its column in dw.quote_to_cash_cycle, in seconds
+    "project": "extract(epoch from approval_to_project)",
+    "first_time": "days_to_first_time * 86400",
+    "first_event": "extract(epoch from approval_to_first_event)",
+    "first_invoice": "days_to_first_invoice * 86400",
+    "first_payment": "days_to_first_payment * 86400",
+}
+
+
+def warehouse_figures(warehouse_dsn: str) -> WarehouseFigures:
+    """Leakage and cycle times from the warehouse's views (streams/sinks/warehouse_views.sql)."""
+    with psycopg.connect(warehouse_dsn, connect_timeout=3, autocommit=True, options=_PG_OPTIONS) as conn:
+        unbilled = dict(conn.execute("select kind, count(*) from dw.leakage_unbilled_work group by kind").fetchall())
+        eligible = conn.execute("select count(*) from dw.leakage_eligible_unbilled").fetchone()[0]
+        columns = ", ".join(f"avg({expr})::float8" for expr in CYCLE_STAGES.values())
+        means = conn.execute(f"select {columns} from dw.quote_to_cash_cycle"
+                             " where approved_at >= now() - interval '90 days'").fetchone()
+    return WarehouseFigures(unbilled, int(eligible),
+                            {stage: mean for stage, mean in zip(CYCLE_STAGES, means) if mean is not None})

@@ -11,7 +11,7 @@ import pytest
 
 from streams.agents.metrics import Health
 from streams.agents.status_page import quantile, render
-from tests.sources import Firm, eventually
+from tests.sources import eventually
 
 EXPOSITION = """# TYPE q2c_sync_latency_seconds histogram
 q2c_sync_latency_seconds_bucket{le="0.1",sink="erp"} 10.0
@@ -78,8 +78,7 @@ def _browse(url: str, *args: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.stack
-def test_the_worker_serves_its_status_and_what_surrounds_it(stack, ids, tmp_path_factory):
-    firm = Firm(stack.s)
+def test_the_worker_serves_its_status_and_what_surrounds_it(stack, firm, ids, tmp_path_factory):
     n = ids()
     firm.account(n)
     number = f"Q-T{n}"

@@ -77,6 +77,17 @@ def test_business_figures_are_the_erps_by_currency_reason_and_age(stack):
                                 ("billing_event", "90d+"): 1, ("schedule_item", "8-30d"): 1, ("schedule_item", "90d+"): 1}
     assert figures.receivables_open == {"GBP": Decimal("100.00"), "EUR": Decimal("230.00")}
     assert figures.receivables_overdue == {"GBP": Decimal("100.00"), "EUR": Decimal("80.00")}
+    assert figures.contracts == {"active": 1}
+    assert figures.billing_events == {"ready": 3, "on_hold": 3, "billed": 1}
+    assert figures.receivables == {"issued": 1, "partially_paid": 1, "disputed": 1, "paid": 1, "void": 1}
+    assert figures.paid == {"GBP": Decimal("520.00"), "EUR": Decimal("50.00")}
+
+
+def test_warehouse_figures_read_the_leakage_and_cycle_views(stack):
+    figures = observe.warehouse_figures(stack.s.dsn("warehouse", "sync"))
+    assert all(kind in ("time", "expense") and count >= 0 for kind, count in figures.unbilled_work.items())
+    assert figures.eligible_unbilled >= 0
+    assert set(figures.cycle_seconds) <= set(observe.CYCLE_STAGES)
 
 
 def test_age_buckets():

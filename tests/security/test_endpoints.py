@@ -5,7 +5,7 @@ import psutil
 import pytest
 
 from streams.stack.process import pid_of
-from tests.sources import Firm, eventually
+from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
 
@@ -26,8 +26,7 @@ def test_the_worker_listens_on_loopback_only_and_serves_no_tables(stack):
         assert httpx.get(f"http://127.0.0.1:{stack.s.metrics_port}{path}", timeout=3).status_code == 404
 
 
-def test_no_page_or_metric_carries_a_persons_data(stack, ids):
-    firm = Firm(stack.s)
+def test_no_page_or_metric_carries_a_persons_data(stack, firm, ids):
     rid = ids()
     name, email, cost = f"Zelda Quartermaine {rid}", f"zelda.{rid}@example.com", "123.45"
     firm.psa.run(
