@@ -140,6 +140,21 @@ def reconcile(as_json: bool) -> None:
     sys.exit(1 if any(not f.explained for f in findings) else 0)
 
 
+@main.command()
+@click.argument("contract_or_trace")
+@click.option("--json", "as_json", is_flag=True)
+def audit(contract_or_trace: str, as_json: bool) -> None:
+    """Every row the sync wrote for an engagement (contract number or trace id), with its change and cause."""
+    from streams.operations import audit_trail
+
+    rows = audit_trail.history(load(), contract_or_trace)
+    if as_json:
+        click.echo(audit_trail.as_json(rows))
+    else:
+        audit_trail.render(rows, contract_or_trace)
+    sys.exit(0 if rows else 1)
+
+
 @main.group()
 def dlq() -> None:
     """Dead letters: change events that could not be processed."""

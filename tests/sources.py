@@ -199,3 +199,18 @@ class Delivery:
     def receipt(self, rcpt_no: str, inv_no: str, cust_no: str, amount: str, day: str = "2026-12-15") -> None:
         self.f.finance.run("insert into finance.ar_receipt (rcpt_no, inv_no, cust_no, rcpt_dt, amt, curr_cd, method_cd, last_upd_ts)"
                            " values (%s, %s, %s, %s, %s, 'GBP', 'WIRE', localtimestamp)", rcpt_no, inv_no, cust_no, day, amount)
+
+
+def erp_rows_without_their_record(firm, numbers: list[str]) -> list[tuple[str, str]]:
+    """ERP rows of the engagements whose current values are not the after of their row's last audit record."""
+    missing = []
+    for table, key_sql in (("erp_inbound.contract", "contract_number"),
+                           ("erp_inbound.billing_schedule", "contract_number || '/' || schedule_key"),
+                           ("erp_inbound.billing_event", "billing_event_id"),
+                           ("erp_inbound.project_cost", "cost_event_id")):
+        rows = firm.erp.rows(f"select {key_sql} as k, status from {table} where contract_number = any(%s)", numbers)
+        last = {r["row_key"]: r["after_row"] for r in firm.warehouse.rows(
+            "select distinct on (row_key) row_key, after_row from audit.sink_write where table_name = %s"
+            " and contract_number = any(%s) order by row_key, seq desc", table, numbers)}
+        missing += [(table, r["k"]) for r in rows if last.get(r["k"], {}).get("status") != r["status"]]
+    return missing

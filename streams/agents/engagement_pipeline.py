@@ -16,7 +16,7 @@ from typing import Any, Callable, MutableMapping
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.outputs import persist_ledger, produce_canonical, write_sinks
+from streams.agents.outputs import persist_ledger, produce_audit, produce_canonical, write_sinks
 from streams.canonical.wire import CanonicalWire
 from streams.config import Settings
 from streams.state.engagement_stage import EngagementStage
@@ -94,6 +94,7 @@ class EngagementPipeline(BatchHandler):
         """Canonical events queued, the sinks written while librdkafka sends them, then all of
         them delivered (or an error), before the ledger records what was written."""
         produce_canonical(self, self.wire, result)
+        produce_audit(self, result)
         write_sinks(self, result)
         self.flush()
 

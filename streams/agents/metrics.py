@@ -31,6 +31,7 @@ REJECTED = Counter("q2c_dead_letters_total", "Change events sent to the dead-let
 DEAD_LETTER_REASONS = ("undecodable", "invalid_row", "processing_error")
 SINK_ROWS = Counter("q2c_sink_rows_total", "Rows written to a sink", ["sink", "table"])
 CANONICAL = Counter("q2c_canonical_events_total", "Canonical events published", ["event_type"])
+AUDIT_RECORDS = Counter("q2c_audit_records_total", "Audit records of sink writes published (q2c.audit)")
 BATCH_SECONDS = Histogram("q2c_batch_seconds", "Time to process one batch end to end",
                           buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
 BATCH_SIZE = Histogram("q2c_batch_events", "Change events per batch", buckets=(1, 10, 100, 500, 1000, 2000, 5000))

@@ -1,5 +1,6 @@
 """What a derivation writes, shared by the capture agent and (scaled out) the engagement agent:
-canonical events to their topics, rows to the ERP, PSA and CRM sinks, and ledger rows to a table."""
+canonical events to their topics, the audit records of the sinks' writes, rows to the ERP, PSA and
+CRM sinks, and ledger rows to a table."""
 from __future__ import annotations
 
 from collections import Counter
@@ -8,6 +9,7 @@ from typing import Any, Callable, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.table_entry import put_or_remove
+from streams.agents.topics import AUDIT
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.sinks import crm as crm_sink
@@ -32,6 +34,16 @@ def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchR
         published[event.event_type] += 1
     for event_type, count in published.items():
         metrics.CANONICAL.labels(event_type).inc(count)
+
+
+def produce_audit(handler: BatchHandler, result: BatchResult) -> None:
+    """Queue the batch's audit records (the caller flushes, before the batch counts as done: a
+    crash before that does the batch again, and the same records again)."""
+    producer = handler.kafka_producer()
+    for written in result.audit:
+        producer.produce(AUDIT, key=written.audit_id.encode(), value=written.encode())
+    if result.audit:
+        metrics.AUDIT_RECORDS.inc(len(result.audit))
 
 
 def write_sinks(handler: BatchHandler, result: BatchResult) -> None:

@@ -17,7 +17,7 @@ from typing import Any, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
-from streams.agents.outputs import produce_canonical, write_sinks
+from streams.agents.outputs import produce_audit, produce_canonical, write_sinks
 from streams.agents.table_rows import table_rows
 from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
@@ -220,6 +220,7 @@ class CapturePipeline(BatchHandler):
         written while librdkafka sends them, then all of them delivered (or an error), before the
         ledger records what was written."""
         produce_canonical(self, self.wire, result)
+        produce_audit(self, result)
         producer = self.kafka_producer()
         for part in result.bundles:
             producer.produce(BY_ENGAGEMENT, key=part.contract.encode(), value=part.encode(),

@@ -10,6 +10,7 @@ from streams.config import SOURCE_DATABASES, Settings
 
 DEAD_LETTER = "q2c.dead-letter"
 DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
+AUDIT = "q2c.audit"  # a record of every sink write (streams.state.audit), loaded into the warehouse's audit schema
 REPLAY_HEADER = "q2c.replay_of"  # on a dead letter produced again to its source topic
 BY_ENGAGEMENT = "q2c.changes.by-engagement"  # scaled out: bundle parts keyed by contract number
 MIRROR, LEDGER, OPEN_TRANSACTIONS, ROUTES = "q2c-mirror", "q2c-ledger", "q2c-open-transactions", "q2c-routes"
@@ -34,7 +35,7 @@ def canonical_topics() -> list[str]:
 def ensure_topics(settings: Settings) -> None:
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS]
+    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS, AUDIT]
     new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1,
                     config={"retention.ms": "-1"}) for t in wanted if t not in existing]
     if settings.engagement_partitions and BY_ENGAGEMENT not in existing:

@@ -1,5 +1,5 @@
 """The warehouse loader: canonical events (Avro) from their topics → the star schema in
-``warehouse``.
+``warehouse``, and the audit records of the sinks' writes (``q2c.audit``) → its ``audit`` schema.
 
 It runs in a process of its own beside the worker (``loader_process.py``) with a confluent-kafka
 consumer of its own group (``<app id>-warehouse``), not as a Faust agent: it keeps no table and
@@ -20,17 +20,19 @@ import logging
 import socket
 import threading
 from dataclasses import dataclass
+from datetime import datetime, timezone
 from typing import Any
 
-from confluent_kafka import Consumer, KafkaException, Message
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.topics import canonical_topics
+from streams.agents.topics import AUDIT, canonical_topics
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance
-from streams.sinks import warehouse
+from streams.sinks import audit, warehouse
+from streams.state.audit import AuditRecord
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +44,14 @@ class Record:
     value: bytes | None
     headers: dict[str, bytes]
     message: Provenance  # where it was read: the dead letters name it
+    produced_at: datetime | None = None  # the record's timestamp: when the worker produced it
 
     @classmethod
     def of(cls, msg: Message) -> "Record":
-        return cls(msg.key(), msg.value(), dict(msg.headers() or ()), Provenance(msg.topic(), msg.partition(), msg.offset()))
+        kind, ms = msg.timestamp()
+        produced = datetime.fromtimestamp(ms / 1000, timezone.utc) if kind != TIMESTAMP_NOT_AVAILABLE else None
+        return cls(msg.key(), msg.value(), dict(msg.headers() or ()), Provenance(msg.topic(), msg.partition(), msg.offset()),
+                   produced)
 
 
 class WarehouseLoader(BatchHandler):
@@ -67,9 +73,10 @@ class WarehouseLoader(BatchHandler):
             "session.timeout.ms": int(self.s.session_timeout_s * 1000),
             "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 3,
         })
-        consumer.subscribe(canonical_topics())
+        consumer.subscribe([*canonical_topics(), AUDIT])
         loop = asyncio.new_event_loop()  # the handler's retries and dead letters are coroutines
         try:
+            self.write_retrying("warehouse schema", "warehouse", self._ensure_schema)  # before the first event: readers find it
             while not self.stopping.is_set():
                 records = []
                 for msg in consumer.consume(self.s.batch_size, timeout=self.s.batch_within_s):
@@ -93,8 +100,15 @@ class WarehouseLoader(BatchHandler):
 
     async def process(self, events: list[Any]) -> None:
         loads: list[warehouse.Load] = []
+        records: list[tuple[AuditRecord, datetime | None]] = []
         letters = []
         for event in events:
+            if event.message.topic == AUDIT:
+                try:
+                    records.append((AuditRecord.decode(event.value), event.produced_at))
+                except (ValueError, TypeError, KeyError) as exc:
+                    letters.append((event, "undecodable", f"not an audit record: {exc}", None))
+                continue
             headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in (event.headers or {}).items()}
             event_type = headers.get("q2c.type")
             try:
@@ -108,14 +122,21 @@ class WarehouseLoader(BatchHandler):
                 loads.append(warehouse.Load(event_type, record, headers.get("q2c.ref"), headers.get("q2c.contract")))
         if letters:
             await asyncio.to_thread(self.dead_letter, letters)
-        if loads:
-            await asyncio.to_thread(self.write_retrying, "warehouse load", "warehouse", self._write(loads))
+        if loads or records:
+            await asyncio.to_thread(self.write_retrying, "warehouse load", "warehouse", self._write(loads, records))
             metrics.SINK_ROWS.labels("warehouse", "all").inc(len(loads))
 
-    def _write(self, loads):
+    def _ensure_schema(self, conn) -> None:
+        if not self.schema_ready:
+            warehouse.ensure_schema(conn)
+            audit.ensure_schema(conn)
+            self.schema_ready = True
+
+    def _write(self, loads, records):
         def write(conn):
-            if not self.schema_ready:
-                warehouse.ensure_schema(conn)
-                self.schema_ready = True
+            self._ensure_schema(conn)
             warehouse.write(conn, loads)
+            kept = audit.write(conn, records)
+            if kept:
+                metrics.SINK_ROWS.labels("warehouse", "audit.sink_write").inc(kept)
         return write

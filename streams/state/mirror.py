@@ -21,6 +21,7 @@ from streams.canonical.models import (
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping
 from streams.capture.tables import all_mappings
+from streams.state.audit import Cause
 from streams.state.keys import INDEX_PREFIX, META_INDEXES, META_PREFIX, READER_PREFIX, READS_PREFIX, IndexKey
 from streams.state.readers import Readers
 from streams.state.store import MemoryStore, Store
@@ -137,6 +138,7 @@ class Applied:
     before: Canonical | None
     after: Canonical | None
     position: int
+    cause: Cause | None = None  # the source change (for the audit trail); None for a copy's rows
 
 
 class RefLists:
@@ -207,7 +209,8 @@ class SourceMirror:
         self._store(ref, mapping.table_id, before, after, position)
         # Even an unchanged row counts as applied: a change delivered again after a crash must
         # re-derive (and re-write) what depends on it.
-        return Applied(ref, mapping.table_id, before, after, position)
+        return Applied(ref, mapping.table_id, before, after, position,
+                       Cause(change.source, change.position, change.transaction, change.committed_at))
 
     def load(self, ref: str, persisted: dict) -> None:
         """Set one row as ``MirrorRow.persisted`` gave it (a copy of an engagement's rows)."""

@@ -28,9 +28,10 @@ from streams.rules.engagement import (
 )
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
 from streams.sinks.erp import ErpBatch
+from streams.state.audit import ERP_TABLE, AuditRecord, Cause, latest, record
 from streams.state.engagement_book import Books, EngagementBook
 from streams.state.keys import META_READERS, AccountKey, InvoiceKey
-from streams.state.ledger import Ledger, StoredOutputs
+from streams.state.ledger import FIELD_OF_PART, Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
 from streams.state.routing import BundlePart, RouteBook
 from streams.state.views import InvoicedEvents, account_invoices, engagement_view, invoice_inputs, recorded_view
@@ -69,6 +70,12 @@ class BatchResult:
     applied: int = 0
     # source rows published by this batch with their engagement's contract: ref → contract
     published: dict[str, str] = field(default_factory=dict)
+    audit: list[AuditRecord] = field(default_factory=list)  # what the sinks' writes change, and why
+
+    def note(self, written: AuditRecord | None) -> None:
+        """Keep the audit record of a write (None: the write changes nothing)."""
+        if written is not None:
+            self.audit.append(written)
 
 
 class Processor:
@@ -81,6 +88,7 @@ class Processor:
         self.routes = routes
         self.books = books if books is not None else Books()
         self._unsettled: set[str] = set()  # engagements derived since the last commit
+        self._causes: dict[tuple[str, Any], Cause] = {}  # (invoice|account, id) → the batch's change behind it
 
     def process(self, changes: list[RowChange], derive_outputs: bool = True) -> BatchResult:
         """Apply ``changes``; derive what they touched unless ``derive_outputs`` is False (a
@@ -92,6 +100,7 @@ class Processor:
         engagements: dict[str, list[Applied]] = {}
         invoices: set[str] = set()
         accounts: set[int] = set()
+        self._causes = {}
         for change in changes:
             try:
                 applied = self.mirror.apply(change)
@@ -115,6 +124,10 @@ class Processor:
                 engagements.setdefault(c, []).append(applied)
             invoices |= i
             accounts |= a
+            if applied.cause is not None:
+                for what, ids in (("invoice", i), ("account", a)):
+                    for one in ids:
+                        self._causes[what, one] = latest([self._causes.get((what, one)), applied.cause])
         for contract in sorted(engagements):
             self._engagement_or_route(contract, result, applied=engagements[contract])
         for inv_no in sorted(invoices):
@@ -126,6 +139,7 @@ class Processor:
     def sweep(self, result: BatchResult | None = None) -> BatchResult:
         """Derive every engagement, invoice and account of the mirror against the ledger."""
         result = result or BatchResult()
+        self._causes = {}
         for contract in sorted(self.mirror.contracts()):
             self._engagement_or_route(contract, result, whole=True)
         for invoice in sorted(i.inv_no for i in self.mirror.all("finance.ar_invoice_hdr")):
@@ -192,18 +206,26 @@ class Processor:
         old = previous or EngagementOutputs()
         if outputs.contract is None and previous is None:
             return
+        cause = latest(a.cause for a in applied) if applied else None
+        note = result.note
         if outputs.contract != old.contract and outputs.contract is not None:
             result.erp.contracts.append(outputs.contract)
             result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract))
+            note(record("erp", "erp_inbound.contract", contract, old.contract, outputs.contract, cause, contract))
         for part, rows_out, event_type in (("schedule", result.erp.schedule, "schedule_item"),
                                            ("event", result.erp.events, "billing_event"),
                                            ("cost", result.erp.costs, "project_cost")):
-            for model in changed[part].values():
+            written = getattr(old, FIELD_OF_PART[part])
+            for key, model in changed[part].items():
                 if model is not None:  # None: no longer derived; the sinks keep what they have
                     rows_out.append(model)
                     result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
+                    note(record("erp", ERP_TABLE[part], f"{contract}/{key}" if part == "schedule" else key,
+                                        written.get(key), model, cause, contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
+            note(record("psa", "psa.project", outputs.provision.crm_quote_number, None, outputs.provision, cause,
+                                contract, trace_id=outputs.contract.trace_id if outputs.contract else None, once=True))
         linked_before = self.ledger.linked(contract, (ref for ref, _ in linked_rows), every=found is None)
         linked = self._link(contract, linked_rows, linked_before, result)
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
@@ -311,10 +333,12 @@ class Processor:
             return  # a deleted invoice header: the ERP keeps the receivable it had (finance never deletes issued invoices)
         row = receivable(invoice, payments, contract, account_number)
         doc = row.model_dump(mode="json")
-        if self.ledger.doc(key) != doc:
+        before = self.ledger.doc(key)
+        if before != doc:
             result.erp.receivables.append(row)
             result.canonical.append(CanonicalEvent("receivable", contract or inv_no, row, ref=f"finance.ar_invoice_hdr:{inv_no}", contract=contract))
             result.ledger_writes[key] = doc
+            result.note(record("erp", "erp_inbound.receivable", inv_no, before, doc, self._causes.get(("invoice", inv_no)), contract))
 
     def _account(self, account_id: int, result: BatchResult) -> None:
         if self.mirror.get("crm.account", account_id) is None:
@@ -325,9 +349,12 @@ class Processor:
             return
         financials = account_financials(account_id, invoices, self.today())
         doc = json.loads(json.dumps(financials.__dict__, default=str))
-        if self.ledger.doc(key) != doc:
+        before = self.ledger.doc(key)
+        if before != doc:
             result.financials.append(financials)
             result.ledger_writes[key] = doc
+            result.note(record("crm", "crm.account_financials", str(account_id), before, doc,
+                               self._causes.get(("account", account_id))))
 
 
 def _rows_to_link(view: EngagementView) -> list[tuple[str, Canonical]]:

@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.load import Load
-from tests.sources import Db, crash_worker, eventually
+from tests.sources import Db, crash_worker, erp_rows_without_their_record, eventually
 
 pytestmark = pytest.mark.stack
 
@@ -88,3 +88,6 @@ def test_a_fault_under_load_loses_nothing_and_doubles_nothing(stack, firm, psa, 
     assert counts["wrong"] == 0
     assert counts["events"] == counts["expected_events"]
     assert counts["costs"] == counts["expected_events"]
+    # and the audit trail lost no write either: each row's last record says what the ERP holds
+    eventually(lambda: erp_rows_without_their_record(firm, load.numbers) == [], timeout=120,
+               what=f"an audit record of every ERP row's last write after {fault}")

@@ -4,8 +4,8 @@ import time
 
 import pytest
 
-from streams.agents.topics import source_topics
-from streams.operations.kafka_io import lag_by_partition
+from streams.agents.topics import AUDIT, source_topics
+from streams.operations.kafka_io import lag_by_partition, worker_lag
 from streams.operations.replay import replay_everything
 from tests.sources import crash_worker, eventually
 
@@ -59,6 +59,9 @@ def test_replay_from_the_start_ends_exactly_as_before(stack, firm, psa, ids):
     time.sleep(3)
     before = snapshot(firm)
     assert before["erp_inbound.contract"], "the replay test needs something to replay"
+    eventually(lambda: audit_count(firm, f"Q-P{n}") >= 4 and worker_lag(stack.s, [AUDIT], f"{stack.s.app_id}-warehouse") == 0,
+               what="every audit record loaded")
+    recorded = audit_count(firm, None)
     rebuilt = rebuilds(stack)
     replay_everything(stack, say=lambda line: None)
     time.sleep(5)
@@ -66,6 +69,14 @@ def test_replay_from_the_start_ends_exactly_as_before(stack, firm, psa, ids):
     eventually(lambda: rebuilds(stack) > rebuilt, what="the mirror rebuilt from the first retained change")
     time.sleep(5)
     assert_unchanged(before, snapshot(firm))
+    assert audit_count(firm, None) == recorded, "a replay adds no audit records"
+
+
+def audit_count(firm, number: str | None) -> int:
+    """Audit records of one engagement, or (None) of all."""
+    if number is None:
+        return firm.warehouse.one("select count(*) as n from audit.sink_write")["n"]
+    return firm.warehouse.one("select count(*) as n from audit.sink_write where contract_number = %s", number)["n"]
 
 
 def assert_unchanged(before: dict[str, list], after: dict[str, list]) -> None:
