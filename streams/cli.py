@@ -141,6 +141,28 @@ def reconcile(as_json: bool) -> None:
 
 
 @main.command()
+@click.argument("number_or_trace")
+@click.option("--json", "as_json", is_flag=True)
+def trace(number_or_trace: str, as_json: bool) -> None:
+    """One engagement from quote approval to cash (a quote, change order, contract or invoice number, or a trace id)."""
+    from streams.operations import deadletters
+    from streams.operations.trace import render, trace as find
+
+    settings = load()
+    try:
+        letters = deadletters.entries(settings)
+    except Exception as exc:  # noqa: BLE001 - Kafka away: the timeline without dead letters, said so
+        click.echo(f"(dead letters not read: {exc})", err=True)
+        letters = []
+    found = find(settings, number_or_trace, letters)
+    if as_json:
+        click.echo(found.as_json() if found else "null")
+    else:
+        render(found, number_or_trace)
+    sys.exit(0 if found else 1)
+
+
+@main.command()
 @click.argument("contract_or_trace")
 @click.option("--json", "as_json", is_flag=True)
 def audit(contract_or_trace: str, as_json: bool) -> None:

@@ -15,6 +15,7 @@ from streams.canonical.wire import CanonicalWire
 from streams.sinks import crm as crm_sink
 from streams.sinks import erp as erp_sink
 from streams.sinks import psa as psa_sink
+from streams.state.audit import encode_many
 from streams.state.ledger import Ledger
 from streams.state.processor import BatchResult
 
@@ -40,8 +41,8 @@ def produce_audit(handler: BatchHandler, result: BatchResult) -> None:
     """Queue the batch's audit records (the caller flushes, before the batch counts as done: a
     crash before that does the batch again, and the same records again)."""
     producer = handler.kafka_producer()
-    for written in result.audit:
-        producer.produce(AUDIT, key=written.audit_id.encode(), value=written.encode())
+    for value in encode_many(result.audit):
+        producer.produce(AUDIT, value=value)
     if result.audit:
         metrics.AUDIT_RECORDS.inc(len(result.audit))
 

@@ -32,7 +32,7 @@ from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance
 from streams.sinks import audit, warehouse
-from streams.state.audit import AuditRecord
+from streams.state.audit import AuditRecord, decode_many
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class WarehouseLoader(BatchHandler):
         for event in events:
             if event.message.topic == AUDIT:
                 try:
-                    records.append((AuditRecord.decode(event.value), event.produced_at))
+                    records.extend((r, event.produced_at) for r in decode_many(event.value))
                 except (ValueError, TypeError, KeyError) as exc:
                     letters.append((event, "undecodable", f"not an audit record: {exc}", None))
                 continue

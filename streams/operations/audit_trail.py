@@ -52,7 +52,7 @@ def render(rows: list[dict], contract_or_trace: str, console: Console | None = N
             f"{k}: {b} → {a}" for k, (b, a) in sorted(diff.items()) if k not in ("updated_at",))
         source = ""
         if row["source_database"]:
-            source = f"{row['source_database']} LSN {row['source_lsn']}"
+            source = f"{row['source_ref'] or row['source_database']} LSN {row['source_lsn']}"
             if row["source_transaction"]:
                 source += f" tx {row['source_transaction']}"
             source += f"\ncommitted {_when(row['source_committed_at'])}"

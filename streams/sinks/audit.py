@@ -26,15 +26,18 @@ CREATE TABLE IF NOT EXISTS audit.sink_write (
   before_row           jsonb,                  -- null: the row was not there
   after_row            jsonb NOT NULL,
   source_database      text,                   -- the change that caused the write (null: a replay's sweep)
+  source_ref           text,                   -- its row: <schema>.<table>:<key>
   source_lsn           bigint,
   source_transaction   text,
   source_committed_at  timestamptz,
   written_at           timestamptz,            -- when the worker wrote it (its q2c.audit record's timestamp)
   recorded_at          timestamptz NOT NULL DEFAULT now()
 );
+ALTER TABLE audit.sink_write ADD COLUMN IF NOT EXISTS source_ref text;  -- stores made before these columns
+ALTER TABLE audit.sink_write ADD COLUMN IF NOT EXISTS written_at timestamptz;
 CREATE INDEX IF NOT EXISTS sink_write_contract ON audit.sink_write (contract_number, recorded_at);
 CREATE INDEX IF NOT EXISTS sink_write_trace ON audit.sink_write (trace_id, recorded_at);
-CREATE INDEX IF NOT EXISTS sink_write_row ON audit.sink_write (table_name, row_key, recorded_at);
+CREATE INDEX IF NOT EXISTS sink_write_row ON audit.sink_write (table_name, row_key, seq);
 """
 
 
@@ -44,29 +47,45 @@ def ensure_schema(conn: psycopg.Connection) -> None:
 
 
 def write(conn: psycopg.Connection, records: list[tuple[AuditRecord, datetime | None]]) -> int:
-    """Insert the records (with when the worker wrote them) not kept yet; how many were new."""
-    if not records:
+    """Insert the records (with when the worker wrote them) not kept yet, in one statement; how
+    many were new. A record that says the same change as its row's last one is not kept: in the
+    batch, the row's previous record; for its first in the batch, the row's last in the store."""
+    last: dict[tuple[str, str], tuple[str | None, str]] = {}
+    kept: list[tuple[AuditRecord, datetime | None, bool]] = []
+    for r, written_at in records:
+        row, change = (r.table, r.key), (r.before, r.after)
+        if last.get(row) == change:
+            continue
+        kept.append((r, written_at, row not in last))
+        last[row] = change
+    if not kept:
         return 0
-    with conn.transaction(), conn.cursor() as cur:
-        cur.executemany(
+    columns = list(zip(*[(r.audit_id, r.sink, r.table, r.key, r.contract_number, r.trace_id, r.before, r.after,
+                          r.database, r.source_ref, r.lsn, r.transaction, r.committed_at, written_at, first)
+                         for r, written_at, first in kept]))
+    with conn.transaction():
+        cur = conn.execute(
             "INSERT INTO audit.sink_write (audit_id, sink, table_name, row_key, contract_number, trace_id, before_row,"
-            " after_row, source_database, source_lsn, source_transaction, source_committed_at, written_at)"
-            " SELECT %(id)s, %(sink)s, %(table)s, %(key)s, %(contract)s, %(trace)s, %(before)s::jsonb, %(after)s::jsonb,"
-            " %(db)s, %(lsn)s, %(tx)s, %(committed)s, %(written)s"
-            " WHERE NOT EXISTS (SELECT 1 FROM (SELECT before_row, after_row FROM audit.sink_write"
-            "   WHERE table_name = %(table)s AND row_key = %(key)s ORDER BY seq DESC LIMIT 1) last"
-            "   WHERE last.before_row IS NOT DISTINCT FROM %(before)s::jsonb AND last.after_row = %(after)s::jsonb)"
-            " ON CONFLICT (audit_id) DO NOTHING",
-            [{"id": r.audit_id, "sink": r.sink, "table": r.table, "key": r.key, "contract": r.contract_number,
-              "trace": r.trace_id, "before": r.before, "after": r.after, "db": r.database, "lsn": r.lsn,
-              "tx": r.transaction, "committed": r.committed_at, "written": written_at} for r, written_at in records])
+            " after_row, source_database, source_ref, source_lsn, source_transaction, source_committed_at, written_at)"
+            " SELECT v.audit_id, v.sink, v.table_name, v.row_key, v.contract_number, v.trace_id, v.before_row::jsonb,"
+            " v.after_row::jsonb, v.source_database, v.source_ref, v.source_lsn, v.source_transaction,"
+            " v.source_committed_at::timestamptz, v.written_at"
+            " FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+            "             %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::bool[])"
+            "   WITH ORDINALITY AS v(audit_id, sink, table_name, row_key, contract_number, trace_id, before_row, after_row,"
+            "   source_database, source_ref, source_lsn, source_transaction, source_committed_at, written_at, first, n)"
+            " WHERE NOT (v.first AND EXISTS (SELECT 1 FROM (SELECT w.before_row, w.after_row FROM audit.sink_write w"
+            "   WHERE w.table_name = v.table_name AND w.row_key = v.row_key ORDER BY w.seq DESC LIMIT 1) latest"
+            "   WHERE latest.before_row IS NOT DISTINCT FROM v.before_row::jsonb AND latest.after_row = v.after_row::jsonb))"
+            " ORDER BY v.n ON CONFLICT (audit_id) DO NOTHING",
+            [list(c) for c in columns])
         return cur.rowcount
 
 
 def history(conn: psycopg.Connection, contract_or_trace: str) -> list[dict]:
     """Every write recorded for an engagement (its contract number or its trace id), oldest first."""
     cur = conn.execute(
-        "SELECT audit_id, sink, table_name, row_key, contract_number, trace_id, before_row, after_row, source_database,"
+        "SELECT audit_id, sink, table_name, row_key, contract_number, trace_id, before_row, after_row, source_database, source_ref,"
         " source_lsn, source_transaction, source_committed_at, written_at, recorded_at FROM audit.sink_write"
         " WHERE contract_number = %s OR trace_id = %s ORDER BY seq",
         (contract_or_trace, contract_or_trace))

@@ -18,17 +18,20 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
+
 ERP_TABLE = {"schedule": "erp_inbound.billing_schedule", "event": "erp_inbound.billing_event",
              "cost": "erp_inbound.project_cost"}
 
 
 @dataclass(frozen=True)
 class Cause:
-    """The source change behind a write: its database, LSN, transaction and commit time."""
+    """The source change behind a write: its database, LSN, transaction, commit time and row."""
     database: str
     lsn: int
     transaction: str | None = None
     committed_at: datetime | None = None
+    ref: str | None = None  # the changed row: "<schema>.<table>:<key>"
 
 
 @dataclass(frozen=True)
@@ -45,21 +48,35 @@ class AuditRecord:
     lsn: int | None
     transaction: str | None
     committed_at: str | None   # ISO 8601
+    source_ref: str | None = None  # the changed source row
 
     def encode(self) -> bytes:
-        fields = asdict(self)
-        del fields["before"], fields["after"]
-        head = json.dumps(fields, separators=(",", ":"))[:-1]
-        before = self.before if self.before is not None else "null"
-        return f'{head},"before_row":{before},"after_row":{self.after}}}'.encode()
+        """One line of JSON: the fields, with the rows as JSON objects (``before_row``, ``after_row``)."""
+        head = _ENCODE([self.audit_id, self.sink, self.table, self.key, self.contract_number, self.trace_id,
+                        self.database, self.lsn, self.transaction, self.committed_at, self.source_ref])
+        return b'{"f":' + head + b',"before_row":' + (self.before or "null").encode() + b',"after_row":' + \
+            self.after.encode() + b"}"
 
     @classmethod
     def decode(cls, value: bytes) -> "AuditRecord":
         doc = json.loads(value)
-        before, after = doc.pop("before_row"), doc.pop("after_row")
-        doc["before"] = json.dumps(before, separators=(",", ":")) if before is not None else None
-        doc["after"] = json.dumps(after, separators=(",", ":"))
-        return cls(**doc)
+        (audit_id, sink, table, key, contract, trace, database, lsn, transaction, committed_at, ref) = doc["f"]
+        before, after = doc["before_row"], doc["after_row"]
+        return cls(audit_id, sink, table, key, json.dumps(before, separators=(",", ":")) if before is not None else None,
+                   json.dumps(after, separators=(",", ":")), contract, trace, database, lsn, transaction, committed_at, ref)
+
+
+_ENCODE = msgspec.json.Encoder().encode
+PER_MESSAGE = 200  # records a q2c.audit message carries, a line each (well under Kafka's 1 MB)
+
+
+def encode_many(records: list[AuditRecord]) -> list[bytes]:
+    """The values of the messages that carry ``records``."""
+    return [b"\n".join(r.encode() for r in records[i:i + PER_MESSAGE]) for i in range(0, len(records), PER_MESSAGE)]
+
+
+def decode_many(value: bytes) -> list[AuditRecord]:
+    return [AuditRecord.decode(line) for line in value.split(b"\n") if line.strip()]
 
 
 def as_json(row: Any) -> str | None:
@@ -81,16 +98,20 @@ def record(sink: str, table: str, key: str, before: Any, after: Any, cause: Caus
     before_json, after_json = as_json(before), as_json(after)
     if after_json is None or before_json == after_json:
         return None
-    where = None if once or cause is None else (cause.database, cause.lsn)
-    identity = json.dumps([table, key, before_json, after_json, where])
+    identity = hashlib.sha256()
+    for part in (table, key, before_json or "", after_json,
+                 "" if once or cause is None else f"{cause.database}:{cause.lsn}"):
+        identity.update(part.encode())
+        identity.update(b"\0")
     if trace_id is None:
         trace_id = getattr(after, "trace_id", None) or (after.get("trace_id") if isinstance(after, dict) else None)
     return AuditRecord(
-        audit_id=hashlib.sha256(identity.encode()).hexdigest()[:32], sink=sink, table=table, key=key,
+        audit_id=identity.hexdigest()[:32], sink=sink, table=table, key=key,
         before=before_json, after=after_json, contract_number=contract, trace_id=trace_id,
         database=cause.database if cause else None, lsn=cause.lsn if cause else None,
         transaction=cause.transaction if cause else None,
-        committed_at=cause.committed_at.isoformat() if cause and cause.committed_at else None)
+        committed_at=cause.committed_at.isoformat() if cause and cause.committed_at else None,
+        source_ref=cause.ref if cause else None)
 
 
 def latest(causes) -> Cause | None:

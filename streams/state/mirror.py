@@ -210,7 +210,7 @@ class SourceMirror:
         # Even an unchanged row counts as applied: a change delivered again after a crash must
         # re-derive (and re-write) what depends on it.
         return Applied(ref, mapping.table_id, before, after, position,
-                       Cause(change.source, change.position, change.transaction, change.committed_at))
+                       Cause(change.source, change.position, change.transaction, change.committed_at, ref))
 
     def load(self, ref: str, persisted: dict) -> None:
         """Set one row as ``MirrorRow.persisted`` gave it (a copy of an engagement's rows)."""

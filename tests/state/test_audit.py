@@ -5,7 +5,7 @@ from datetime import date, datetime, timezone
 
 from hypothesis import given, settings, strategies as st
 
-from streams.state.audit import AuditRecord, Cause, latest, record
+from streams.state.audit import AuditRecord, Cause, decode_many, encode_many, latest, record
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from tests.state.test_processor import ROWS, change
@@ -32,6 +32,9 @@ def test_the_id_says_what_was_written_and_why():
 def test_a_record_survives_its_wire_form():
     one = record("erp", "erp_inbound.billing_event", "TE:1", {"amount": "1.00"}, {"amount": "2.00"}, CAUSE, "Q-1")
     assert AuditRecord.decode(one.encode()) == one
+    many = [replace(one, audit_id=str(i)) for i in range(450)]
+    values = encode_many(many)
+    assert len(values) == 3 and [r for v in values for r in decode_many(v)] == many
 
 
 def test_the_latest_cause_is_the_last_committed():
