@@ -34,6 +34,7 @@ def test_every_write_is_recorded_with_its_change_and_cause(stack, firm, psa, ids
     assert contract["trace_id"] == trace_id(number) and contract["sink"] == "erp"
     assert contract["source_database"] == "crm" and contract["source_lsn"] > 0 and contract["source_transaction"]
     assert contract["source_committed_at"] is not None and contract["written_at"] >= contract["source_committed_at"]
+    assert contract["source_ref"].startswith("crm.")  # the changed row: the quote, or a line of it
     assert by_table["erp_inbound.billing_schedule"]["row_key"] == f"{number}/MS:R1"
     project = by_table["psa.project"]
     assert project["sink"] == "psa" and project["row_key"] == number and project["after_row"]["project_code"]
