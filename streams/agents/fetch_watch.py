@@ -122,7 +122,7 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
         read = consumer._read_offset.get(tp)
         positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
         if tp in ends:
-            metrics.CONSUMER_LAG.labels(tp.topic, str(tp.partition)).set(max(0, ends[tp] - positions[tp]))
+            metrics.CONSUMER_LAG.labels(app.conf.id, tp.topic, str(tp.partition)).set(max(0, ends[tp] - positions[tp]))
     if fetch_watch.long_batch(now, processing):
         log.warning("one batch has held the pipeline for %.0f s (a sink down, or a stuck wait). %s",
                     LONG_BATCH_S, evidence(app))

@@ -55,8 +55,9 @@ SYNC_LATENCY = Histogram(
     "q2c_sync_latency_seconds",
     "Source commit to sink commit: each source transaction of a batch, once the batch's writes to the sink are committed",
     ["sink"], buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600))
-CONSUMER_LAG = Gauge("q2c_consumer_lag_records", "Records on a partition the worker has not read yet (every 10 s)",
-                     ["topic", "partition"], multiprocess_mode="mostrecent")
+CONSUMER_LAG = Gauge("q2c_consumer_lag_records",
+                     "Records on a partition not read yet, every 10 s: by the worker (group q2c), the warehouse loader (q2c-warehouse)",
+                     ["group", "topic", "partition"], multiprocess_mode="mostrecent")
 SOURCE_LAST_COMMIT = Gauge("q2c_source_last_commit_timestamp_seconds",
                            "Commit time of the newest change the worker applied, per source database", ["source"],
                            multiprocess_mode="mostrecent")

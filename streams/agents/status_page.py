@@ -62,8 +62,8 @@ def render(health, exposition: str, now: float | None = None) -> str:
     colour = STATE_COLOURS.get(overall["state"], "#57606a")
     parts = [(part, state, reason or "-", _ago(now - since)) for part, (state, reason, since) in sorted(health.parts.items())]
 
-    behind = sorted(m["q2c_consumer_lag_records"], key=lambda s: (s[0]["topic"], s[0]["partition"]))
-    lag = [(l["topic"], l["partition"], f"{v:.0f}") for l, v in behind if v > 0]  # partitions caught up are not listed
+    behind = sorted(m["q2c_consumer_lag_records"], key=lambda s: (s[0].get("group", ""), s[0]["topic"], s[0]["partition"]))
+    lag = [(l.get("group", ""), l["topic"], l["partition"], f"{v:.0f}") for l, v in behind if v > 0]  # caught up: not listed
     lag_empty = f"all {len(behind)} partitions caught up" if behind else "not measured yet"
     source_lag = next((v for _, v in m["q2c_source_lag_seconds"]), None)
     last = [(l["source"], time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(v)), _ago(now - v))
@@ -96,7 +96,7 @@ def render(health, exposition: str, now: float | None = None) -> str:
         _table("Parts", ("part", "state", "reason", "since"), parts, "none"),
         _table("Latency, source commit to sink commit (since the worker started)", ("sink", "transactions", "p50", "p99"),
                latency, "no batch written yet"),
-        _table("Consumer lag (records not read yet)", ("topic", "partition", "records"), lag, lag_empty),
+        _table("Consumer lag (records not read yet)", ("group", "topic", "partition", "records"), lag, lag_empty),
         _table("Last change applied, per source", ("source", "committed", ""), last, "none yet"),
         _table("Dead letters (since the worker started)", ("reason", "count"), letters, "none"),
         _table("Billing events on hold", ("reason", "events"), holds, "none"),

@@ -19,10 +19,12 @@ import asyncio
 import logging
 import socket
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+import psycopg
 from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, Message
 
 from streams.agents import metrics
@@ -35,6 +37,7 @@ from streams.sinks import audit, warehouse
 from streams.state.audit import AuditRecord, decode_many
 
 log = logging.getLogger(__name__)
+LAG_EVERY_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -75,9 +78,13 @@ class WarehouseLoader(BatchHandler):
         })
         consumer.subscribe([*canonical_topics(), AUDIT])
         loop = asyncio.new_event_loop()  # the handler's retries and dead letters are coroutines
+        lag_at = 0.0
         try:
-            self.write_retrying("warehouse schema", "warehouse", self._ensure_schema)  # before the first event: readers find it
+            self._ensure_schema_early()
             while not self.stopping.is_set():
+                if time.monotonic() - lag_at >= LAG_EVERY_S:
+                    lag_at = time.monotonic()
+                    self._measure_lag(consumer)
                 records = []
                 for msg in consumer.consume(self.s.batch_size, timeout=self.s.batch_within_s):
                     if msg.error() is not None:
@@ -97,6 +104,19 @@ class WarehouseLoader(BatchHandler):
         finally:
             consumer.close()
             loop.close()
+
+    def _measure_lag(self, consumer: Consumer) -> None:
+        """``q2c_consumer_lag_records`` of the loader's partitions (a diagnostic: never fatal)."""
+        try:
+            parts = consumer.assignment()
+            if not parts:
+                return
+            for tp in consumer.position(parts):
+                end = consumer.get_watermark_offsets(tp, timeout=2)[1]
+                read = tp.offset if tp.offset >= 0 else 0
+                metrics.CONSUMER_LAG.labels(self.group(), tp.topic, str(tp.partition)).set(max(0, end - read))
+        except KafkaException as exc:
+            log.debug("warehouse loader: lag not measured (%s)", exc)
 
     async def process(self, events: list[Any]) -> None:
         loads: list[warehouse.Load] = []
@@ -125,6 +145,15 @@ class WarehouseLoader(BatchHandler):
         if loads or records:
             await asyncio.to_thread(self.write_retrying, "warehouse load", "warehouse", self._write(loads, records))
             metrics.SINK_ROWS.labels("warehouse", "all").inc(len(loads))
+
+    def _ensure_schema_early(self) -> None:
+        """The schemas before the first event, so that readers (``q2c audit``, the views) find them
+        on a quiet system; if the warehouse is away, the first load makes them instead."""
+        try:
+            self._ensure_schema(self._conn("warehouse"))
+        except psycopg.Error as exc:
+            self.conns.pop("warehouse", None)
+            log.info("warehouse loader: schemas not made yet (%s); the first load makes them", exc)
 
     def _ensure_schema(self, conn) -> None:
         if not self.schema_ready:

@@ -25,7 +25,7 @@ q2c_dead_letters_total{reason="invalid_row"} 3.0
 # TYPE q2c_billing_events_on_hold gauge
 q2c_billing_events_on_hold{reason="no_tax_rate"} 2.0
 # TYPE q2c_consumer_lag_records gauge
-q2c_consumer_lag_records{partition="0",topic="q2c.psa.psa.timesheet_entry"} 42.0
+q2c_consumer_lag_records{group="q2c",partition="0",topic="q2c.psa.psa.timesheet_entry"} 42.0
 # TYPE q2c_connector_state gauge
 q2c_connector_state{connector="q2c-psa",state="RUNNING"} 1.0
 q2c_connector_state{connector="q2c-psa",state="FAILED"} 0.0
@@ -50,7 +50,7 @@ def test_the_page_shows_each_figure_of_the_metrics():
     assert "<td>erp</td><td>100</td><td>300 ms</td><td>950 ms</td>" in page
     assert "<td>invalid_row</td><td>3</td>" in page
     assert "<td>no_tax_rate</td><td>2</td>" in page
-    assert "<td>q2c.psa.psa.timesheet_entry</td><td>0</td><td>42</td>" in page
+    assert "<td>q2c</td><td>q2c.psa.psa.timesheet_entry</td><td>0</td><td>42</td>" in page
     assert "<td>q2c-psa</td><td>RUNNING</td>" in page and "FAILED" not in page
     assert "Could not read: erp_figures" in page
 
