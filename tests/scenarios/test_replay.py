@@ -4,7 +4,7 @@ import time
 
 import pytest
 
-from streams.agents.topics import AUDIT, source_topics
+from streams.agents.topics import AUDIT, canonical_topics, source_topics
 from streams.operations.kafka_io import lag_by_partition, worker_lag
 from streams.operations.replay import replay_everything
 from tests.sources import crash_worker, eventually
@@ -40,8 +40,11 @@ def rebuilds(stack) -> int:
 
 
 def caught_up(stack) -> bool:
+    """The worker and the warehouse loader (canonical events and audit records) have committed everything."""
     lag = lag_by_partition(stack.s, source_topics())
     assert not lag, f"events not yet committed: {lag}"
+    loaded = lag_by_partition(stack.s, [*canonical_topics(), AUDIT], f"{stack.s.app_id}-warehouse")
+    assert not loaded, f"events not yet loaded into the warehouse: {loaded}"
     return True
 
 

@@ -47,14 +47,18 @@ def test_prometheus_scrapes_the_worker(stack):
 @pytest.mark.stack
 def test_kafka_connect_and_debezium_are_observed_through_the_jmx_exporter(stack):
     s = stack.s
-    connect = httpx.get(f"http://{s.host}:{s.connect_jmx_port}/metrics", timeout=10).text
-    for server in ("crm", "psa", "finance"):
-        for metric in ("debezium_postgres_millisecondsbehindsource", "debezium_postgres_connected",
-                       "debezium_postgres_queueremainingcapacity"):
-            assert any(line.startswith(f'{metric}{{context="streaming",server="{server}"') for line in connect.splitlines()), (
-                metric, server)
-    assert any(line.startswith('debezium_postgres_connected{context="streaming",server="psa"') and line.endswith(" 1.0")
-               for line in connect.splitlines())
+
+    def debezium_observed() -> bool:
+        # a connector task that was restarted (a fault test restarts Connect or PostgreSQL) has no
+        # streaming metrics until it streams again, a few seconds later
+        lines = httpx.get(f"http://{s.host}:{s.connect_jmx_port}/metrics", timeout=10).text.splitlines()
+        for server in ("crm", "psa", "finance"):
+            for metric in ("debezium_postgres_millisecondsbehindsource", "debezium_postgres_queueremainingcapacity"):
+                assert any(line.startswith(f'{metric}{{context="streaming",server="{server}"') for line in lines), (metric, server)
+            assert f'debezium_postgres_connected{{context="streaming",server="{server}"}} 1.0' in lines, server
+        return True
+
+    eventually(debezium_observed, timeout=90, what="Debezium's streaming metrics through the JMX exporter")
     kafka = httpx.get(f"http://{s.host}:{s.kafka_jmx_port}/metrics", timeout=10).text
     assert "kafka_server_brokertopicmetrics_messagesin_total" in kafka
 
@@ -108,18 +112,3 @@ def test_the_compose_file_is_valid():
     assert checked.returncode == 0, checked.stdout + checked.stderr
     dashboards = list((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
     assert dashboards and all(json.loads(p.read_text())["panels"] for p in dashboards)
-
-
-def test_every_metric_a_dashboard_charts_is_one_the_worker_exports():
-    import re
-
-    from prometheus_client import REGISTRY
-
-    import streams.agents.metrics  # noqa: F401 - registers the worker's metrics
-
-    families = list(REGISTRY.collect())
-    exported = {m.name for m in families} | {f"{m.name}_total" for m in families if m.type == "counter"}
-    for path in (PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"):
-        charted = set(re.findall(r"q2c_[a-z_]+", path.read_text()))
-        charted = {re.sub(r"_bucket$", "", name) for name in charted}
-        assert charted and charted <= exported, charted - exported
