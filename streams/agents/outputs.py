@@ -9,7 +9,7 @@ from typing import Any, Callable, MutableMapping
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.table_entry import put_or_remove
-from streams.agents.topics import AUDIT
+from streams.agents.topics import AUDIT, COMMITTED_HEADER
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.sinks import crm as crm_sink
@@ -30,6 +30,8 @@ def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchR
             headers.append(("q2c.ref", event.ref))
         if event.contract:
             headers.append(("q2c.contract", event.contract))
+        if event.committed_at is not None:  # the warehouse loader's latency from the source commit
+            headers.append((COMMITTED_HEADER, f"{event.committed_at.timestamp():.3f}"))
         value = wire.encode(event.event_type, event.model) if event.model is not None else None
         producer.produce(avro.topic_of(event.event_type), key=event.key.encode(), value=value, headers=headers)
         published[event.event_type] += 1

@@ -29,7 +29,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, M
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.topics import AUDIT, canonical_topics
+from streams.agents.topics import AUDIT, COMMITTED_HEADER, canonical_topics
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance
@@ -122,6 +122,7 @@ class WarehouseLoader(BatchHandler):
         loads: list[warehouse.Load] = []
         records: list[tuple[AuditRecord, datetime | None]] = []
         letters = []
+        commits: set[float] = set()
         for event in events:
             if event.message.topic == AUDIT:
                 try:
@@ -131,6 +132,8 @@ class WarehouseLoader(BatchHandler):
                 continue
             headers = {k: v.decode() if isinstance(v, bytes) else v for k, v in (event.headers or {}).items()}
             event_type = headers.get("q2c.type")
+            if COMMITTED_HEADER in headers:
+                commits.add(float(headers[COMMITTED_HEADER]))
             try:
                 record = None
                 if event.value is not None:
@@ -145,6 +148,7 @@ class WarehouseLoader(BatchHandler):
         if loads or records:
             await asyncio.to_thread(self.write_retrying, "warehouse load", "warehouse", self._write(loads, records))
             metrics.SINK_ROWS.labels("warehouse", "all").inc(len(loads))
+            metrics.observe_latency(["warehouse"], commits, time.time())  # each source commit behind the batch once
 
     def _ensure_schema_early(self) -> None:
         """The schemas before the first event, so that readers (``q2c audit``, the views) find them

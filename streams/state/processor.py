@@ -54,6 +54,7 @@ class CanonicalEvent:
     model: Canonical | None
     ref: str | None = None
     contract: str | None = None
+    committed_at: datetime | None = None  # the source commit behind it, when known (latency to the warehouse)
 
 
 @dataclass
@@ -115,7 +116,8 @@ class Processor:
             e, i, a = self.mirror.touched(applied)
             contract = self.mirror.engagement_of(applied, e)
             result.canonical.append(CanonicalEvent(
-                EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract))
+                EVENT_TYPE_OF_TABLE[applied.table_id], contract or applied.ref, applied.after, applied.ref, contract,
+                applied.cause.committed_at if applied.cause else None))
             if contract is not None:
                 result.published[applied.ref] = contract
             else:
@@ -207,10 +209,11 @@ class Processor:
         if outputs.contract is None and previous is None:
             return
         cause = latest(a.cause for a in applied) if applied else None
+        committed = cause.committed_at if cause else None
         note = result.note
         if outputs.contract != old.contract and outputs.contract is not None:
             result.erp.contracts.append(outputs.contract)
-            result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract))
+            result.canonical.append(CanonicalEvent("contract", contract, outputs.contract, contract=contract, committed_at=committed))
             note(record("erp", "erp_inbound.contract", contract, old.contract, outputs.contract, cause, contract))
         for part, rows_out, event_type in (("schedule", result.erp.schedule, "schedule_item"),
                                            ("event", result.erp.events, "billing_event"),
@@ -219,7 +222,7 @@ class Processor:
             for key, model in changed[part].items():
                 if model is not None:  # None: no longer derived; the sinks keep what they have
                     rows_out.append(model)
-                    result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract))
+                    result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract, committed_at=committed))
                     note(record("erp", ERP_TABLE[part], f"{contract}/{key}" if part == "schedule" else key,
                                         written.get(key), model, cause, contract))
         if outputs.provision is not None:
@@ -336,9 +339,11 @@ class Processor:
         before = self.ledger.doc(key)
         if before != doc:
             result.erp.receivables.append(row)
-            result.canonical.append(CanonicalEvent("receivable", contract or inv_no, row, ref=f"finance.ar_invoice_hdr:{inv_no}", contract=contract))
+            cause = self._causes.get(("invoice", inv_no))
+            result.canonical.append(CanonicalEvent("receivable", contract or inv_no, row, ref=f"finance.ar_invoice_hdr:{inv_no}",
+                                                   contract=contract, committed_at=cause.committed_at if cause else None))
             result.ledger_writes[key] = doc
-            result.note(record("erp", "erp_inbound.receivable", inv_no, before, doc, self._causes.get(("invoice", inv_no)), contract))
+            result.note(record("erp", "erp_inbound.receivable", inv_no, before, doc, cause, contract))
 
     def _account(self, account_id: int, result: BatchResult) -> None:
         if self.mirror.get("crm.account", account_id) is None:

@@ -91,8 +91,9 @@ def test_the_worker_serves_its_status_and_what_surrounds_it(stack, firm, ids, tm
     def metrics() -> str:
         return httpx.get(stack.s.metrics_url, timeout=10).text
 
-    text = eventually(lambda: (t := metrics()) and 'q2c_sync_latency_seconds_count{sink="erp"}' in t and t,
-                      timeout=30, what="the ERP latency observed")
+    text = eventually(lambda: (t := metrics()) and all(f'q2c_sync_latency_seconds_count{{sink="{sink}"}}' in t
+                                                        for sink in ("erp", "psa", "kafka", "warehouse")) and t,
+                      timeout=30, what="the latency to the ERP, the PSA, Kafka and the warehouse observed")
     lines = text.splitlines()
     assert any(line.startswith("q2c_build_info{") and line.endswith(" 1.0") for line in lines)
     for what in ("replication_slots", "connectors", "erp_figures"):
