@@ -218,17 +218,17 @@ class Processor:
         for part, rows_out, event_type in (("schedule", result.erp.schedule, "schedule_item"),
                                            ("event", result.erp.events, "billing_event"),
                                            ("cost", result.erp.costs, "project_cost")):
-            written = getattr(old, FIELD_OF_PART[part])
+            was = getattr(old, FIELD_OF_PART[part])
             for key, model in changed[part].items():
                 if model is not None:  # None: no longer derived; the sinks keep what they have
                     rows_out.append(model)
                     result.canonical.append(CanonicalEvent(event_type, contract, model, contract=contract, committed_at=committed))
                     note(record("erp", ERP_TABLE[part], f"{contract}/{key}" if part == "schedule" else key,
-                                        written.get(key), model, cause, contract))
+                                was.get(key), model, cause, contract))
         if outputs.provision is not None:
             result.provisions.append(outputs.provision)
-            note(record("psa", "psa.project", outputs.provision.crm_quote_number, None, outputs.provision, cause,
-                                contract, trace_id=outputs.contract.trace_id if outputs.contract else None, once=True))
+            note(record("psa", "psa.project", outputs.provision.crm_quote_number, None, outputs.provision, cause, contract,
+                        trace_id=outputs.contract.trace_id if outputs.contract else None, once=True))
         linked_before = self.ledger.linked(contract, (ref for ref, _ in linked_rows), every=found is None)
         linked = self._link(contract, linked_rows, linked_before, result)
         result.ledger_writes.update(Ledger.engagement_rows(contract, previous, outputs, changed, linked_before, linked))
