@@ -7,7 +7,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-DEBS   := postgresql prometheus openjdk-17-jre-headless maven docker-compose chromium
+DEBS   := postgresql prometheus openjdk-17-jdk-headless maven docker-compose chromium
 
 .PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
 
@@ -36,7 +36,7 @@ system:
 	@missing=""; \
 	command -v pg_ctl >/dev/null 2>&1 || ls /usr/lib/postgresql/*/bin/pg_ctl >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	command -v prometheus >/dev/null 2>&1 || missing="$$missing prometheus"; \
-	command -v java >/dev/null 2>&1 || missing="$$missing openjdk-17-jre-headless"; \
+	command -v javac >/dev/null 2>&1 || missing="$$missing openjdk-17-jdk-headless"; \
 	command -v mvn >/dev/null 2>&1 || missing="$$missing maven"; \
 	command -v docker-compose >/dev/null 2>&1 || missing="$$missing docker-compose"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \

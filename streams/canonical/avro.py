@@ -8,7 +8,6 @@ from __future__ import annotations
 import copy
 import io
 import json
-import struct
 import types
 import typing
 from datetime import date, datetime
@@ -96,13 +95,19 @@ def parsed(event_type: str):
 
 @lru_cache(maxsize=None)
 def _fingerprint(event_type: str) -> bytes:
+    """The schema's CRC-64-AVRO fingerprint as the single-object header carries it: the 64-bit
+    value little-endian, which is the byte order of fastavro's hex digest already."""
     canonical = to_parsing_canonical_form(parsed(event_type))
-    return struct.pack("<Q", int(fingerprint(canonical, "CRC-64-AVRO"), 16))
+    return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
 
 
 @lru_cache(maxsize=None)
 def _by_fingerprint() -> dict[bytes, str]:
-    return {_fingerprint(t): t for t in EVENT_TYPES if (SCHEMA_DIR / f"{t}.avsc").exists()}
+    """Header fingerprint → event type. Versions before this one wrote the fingerprint's bytes
+    reversed (big-endian), which no other Avro implementation can resolve; messages they wrote
+    stay on the topics, so both orders are read. Only the right one is written."""
+    types = [t for t in EVENT_TYPES if (SCHEMA_DIR / f"{t}.avsc").exists()]
+    return {**{_fingerprint(t)[::-1]: t for t in types}, **{_fingerprint(t): t for t in types}}
 
 
 Prepare = Callable[[Any], Any]
