@@ -25,14 +25,14 @@ results: dict = {}  # what this run measured, written to bench/results.json
 def cpu_s(pidfile: Path, which: str = "both") -> float:
     """CPU seconds (user + system) used so far by a part (``which``: "self"), its children
     ("children": the worker's warehouse loader) or both."""
-    pid = pidfile.read_text().strip()
+    pid = pidfile.read_text().split()[0]
     select = {"self": ["-p", pid], "children": ["--ppid", pid], "both": ["--ppid", pid, "-p", pid]}[which]
     out = subprocess.run(["ps", "-o", "times=", *select], capture_output=True, text=True).stdout
     return float(sum(int(x) for x in out.split()))
 
 
 def rss_mb(pidfile: Path) -> float:
-    pid = pidfile.read_text().strip()
+    pid = pidfile.read_text().split()[0]
     out = subprocess.run(["ps", "-o", "rss=", "--ppid", pid, "-p", pid], capture_output=True, text=True).stdout
     return sum(int(x) for x in out.split()) / 1024
 

@@ -1,4 +1,8 @@
-"""Start, find and stop the stack's background processes by PID file."""
+"""Start, find and stop the stack's background processes by PID file.
+
+A PID file holds the process's id and its start time (psutil's ``create_time``): after a reboot,
+or once the process is gone and its id reused, the file names another process, and a stop must
+not signal it. A PID whose process started at another time is not ours."""
 from __future__ import annotations
 
 import os
@@ -8,6 +12,8 @@ import subprocess
 import time
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
+
+import psutil
 
 
 class StackError(RuntimeError):
@@ -33,27 +39,35 @@ def require_free_port(part: str, host: str, port: int) -> None:
 
 
 def pid_of(pidfile: Path) -> int | None:
+    """The process the file names, if it still runs and is the one that was started."""
     try:
-        pid = int(pidfile.read_text().strip())
-    except (FileNotFoundError, ValueError):
+        fields = pidfile.read_text().split()
+        pid = int(fields[0])
+        started = float(fields[1]) if len(fields) > 1 else None  # files of earlier versions hold the id only
+    except (FileNotFoundError, ValueError, IndexError):
         return None
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return None
+        if started is not None and abs(process.create_time() - started) > START_TOLERANCE_S:
+            return None  # the id was reused: another process
+    except psutil.NoSuchProcess:
         return None
-    except PermissionError:
+    except psutil.AccessDenied:
         return pid
-    if _is_zombie(pid):
-        return None
     return pid
 
 
-def _is_zombie(pid: int) -> bool:
+START_TOLERANCE_S = 0.05  # create_time is derived from clock ticks since boot
+
+
+def write_pidfile(pidfile: Path, pid: int) -> None:
     try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] == "Z"
-    except (FileNotFoundError, IndexError):
-        return False
+        started = psutil.Process(pid).create_time()
+    except psutil.NoSuchProcess:  # already gone: nothing to find later
+        started = 0.0
+    pidfile.write_text(f"{pid} {started:.3f}\n")
 
 
 def spawn(
@@ -76,7 +90,7 @@ def spawn(
             cwd=cwd,
             start_new_session=True,
         )
-    pidfile.write_text(str(proc.pid))
+    write_pidfile(pidfile, proc.pid)
     return proc.pid
 
 
