@@ -11,7 +11,12 @@ from pathlib import Path
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parent.parent  # the checkout (installed: site-packages)
+
+
+def _default_home() -> Path:
+    """``.q2c`` at the top of a checkout; installed, in the folder it is run from."""
+    return PROJECT_ROOT / ".q2c" if (PROJECT_ROOT / "pyproject.toml").exists() else Path.cwd() / ".q2c"
 SOURCE_DATABASES = ("crm", "psa", "finance")
 ALL_DATABASES = (*SOURCE_DATABASES, "erp", "warehouse")
 
@@ -19,7 +24,7 @@ ALL_DATABASES = (*SOURCE_DATABASES, "erp", "warehouse")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="Q2C_", extra="ignore")
 
-    home: Path = Field(default=PROJECT_ROOT / ".q2c", description="where the embedded stack keeps its data")
+    home: Path = Field(default_factory=_default_home, description="where the embedded stack keeps its data")
     host: str = "127.0.0.1"
     pg_port: int = 25432
     kafka_port: int = 29092

@@ -20,10 +20,10 @@ import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
 from fastavro.write import LOGICAL_WRITERS
 
+from streams import resources
 from streams.canonical import models as m
-from streams.config import PROJECT_ROOT
 
-SCHEMA_DIR = PROJECT_ROOT / "schemas"
+SCHEMA_DIR = resources.path("schemas")
 NAMESPACE = "io.q2c.canonical"
 SINGLE_OBJECT_MAGIC = b"\xc3\x01"
 

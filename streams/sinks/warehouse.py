@@ -11,16 +11,16 @@ import typing
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any, get_args, get_origin
 
 import psycopg
 
+from streams import resources
 from streams.canonical.avro import EVENT_TYPES
 from streams.capture.tables import TABLES
 from streams.sinks.upsert import upsert
 
-VIEWS = Path(__file__).with_name("warehouse_views.sql")
+VIEWS = resources.path("sinks", "warehouse_views.sql")
 
 # the warehouse table of each event type and its key: a source row's is its table's primary key
 KEYS: dict[str, tuple[str, ...]] = {

@@ -11,14 +11,15 @@ from pathlib import Path
 import httpx
 from confluent_kafka.admin import AdminClient
 
-from streams.config import PROJECT_ROOT, Settings
+from streams import resources
+from streams.config import Settings
 from streams.stack.process import BackgroundPart, StackError, pid_of, port_is_free, wait_until
 
 POM = Path(__file__).parent / "pom.xml"
 # The Prometheus JMX exporter, as a java agent beside Kafka and Connect (not on their class path:
 # the agent jar carries its own copies of libraries). Its rules: deploy/jmx/<part>.yml.
 JMX_EXPORTER = "io.prometheus.jmx:jmx_prometheus_javaagent:1.0.1"
-JMX_RULES = PROJECT_ROOT / "deploy" / "jmx"
+JMX_RULES = resources.path("deploy", "jmx")
 
 LOG4J2 = """\
 status = warn

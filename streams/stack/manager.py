@@ -5,14 +5,15 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams.config import PROJECT_ROOT, Settings
+from streams import resources
+from streams.config import Settings
 from streams.stack.jvm import ConnectWorker, KafkaBroker, fetch_jars
 from streams.stack.postgres import Postgres
 from streams.stack.process import wait_until
 from streams.stack.prometheus import Prometheus
 from streams.stack.worker import FaustWorker
 
-CONNECT_DIR = PROJECT_ROOT / "connect"
+CONNECT_DIR = resources.path("connect")
 
 
 @dataclass

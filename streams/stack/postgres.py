@@ -12,11 +12,13 @@ from pathlib import Path
 import psycopg
 from psycopg import sql
 
+from streams import resources
+
 from streams.config import ALL_DATABASES, Settings
 from streams.sinks import warehouse
 from streams.stack.process import StackError, require_free_port, wait_until
 
-SYSTEMS_DIR = Path(__file__).parent / "systems"
+SYSTEMS_DIR = resources.path("stack", "systems")
 SERVER_BIN_CANDIDATES = sorted(Path("/usr/lib/postgresql").glob("*/bin"), reverse=True)
 RUN_AS = "postgres"  # initdb refuses root: as root, run the cluster as Debian's postgres user
 
@@ -48,10 +50,8 @@ def captured_tables() -> dict[str, list[str]]:
     """database → the tables its connector captures, from ``connect/<db>.json`` (one source of truth)."""
     import json
 
-    from streams.config import PROJECT_ROOT
-
     found = {}
-    for path in sorted((PROJECT_ROOT / "connect").glob("*.json")):
+    for path in sorted(resources.path("connect").glob("*.json")):
         config = json.loads(path.read_text())["config"]
         found[config["database.dbname"]] = config["table.include.list"].split(",")
     return found

@@ -6,11 +6,12 @@ import shutil
 
 import httpx
 
-from streams.config import PROJECT_ROOT, Settings
+from streams import resources
+from streams.config import Settings
 from streams.stack.process import BackgroundPart, StackError, pid_of
 
 
-ALERT_RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"  # docker-compose.yml loads them too
+ALERT_RULES = resources.path("deploy", "prometheus", "alerts.yml")  # docker-compose.yml loads them too
 
 
 class Prometheus(BackgroundPart):
