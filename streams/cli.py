@@ -10,6 +10,7 @@ from streams.config import load
 
 
 @click.group()
+@click.version_option(package_name="q2c-sync", prog_name="q2c")
 def main() -> None:
     """q2c-sync: quote-to-cash change-data-capture sync."""
 
@@ -57,19 +58,21 @@ def status(as_json: bool) -> None:
 
 @main.command()
 def env() -> None:
-    """Print ``export`` lines for the stack's addresses."""
+    """Print ``export`` lines for the embedded stack's addresses, for a person's shell.
+
+    The names (``Q2C_STACK_*``) are none of the settings': evaluated in a shell, they override
+    nothing, so ``q2c up`` still starts the worker as the sync's own role and the tests in that
+    shell still use their own stack. The DSNs are the cluster owner's, for acting as the firm's
+    users (approving a quote in the CRM)."""
     s = load()
     values = {
-        "Q2C_HOME": str(s.home_dir),
-        "Q2C_CRM_DSN": s.dsn("crm"),
-        "Q2C_PSA_DSN": s.dsn("psa"),
-        "Q2C_FINANCE_DSN": s.dsn("finance"),
-        "Q2C_ERP_DSN": s.dsn("erp"),
-        "Q2C_WAREHOUSE_DSN": s.dsn("warehouse"),
-        "Q2C_KAFKA_BOOTSTRAP": s.bootstrap,
-        "Q2C_CONNECT_URL": s.connect_url,
-        "Q2C_METRICS_URL": s.metrics_url,
-        "Q2C_PROMETHEUS_URL": s.prometheus_url,
+        "Q2C_STACK_HOME": str(s.home_dir),
+        **{f"Q2C_STACK_{db.upper()}_DSN": s.dsn(db) for db in ("crm", "psa", "finance", "erp", "warehouse")},
+        "Q2C_STACK_KAFKA": s.bootstrap,
+        "Q2C_STACK_CONNECT_URL": s.connect_url,
+        "Q2C_STACK_METRICS_URL": s.metrics_url,
+        "Q2C_STACK_STATUS_URL": s.metrics_url.removesuffix("/metrics") + "/status",
+        "Q2C_STACK_PROMETHEUS_URL": s.prometheus_url,
     }
     for key, value in values.items():
         click.echo(f"export {key}='{value}'")

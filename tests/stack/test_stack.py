@@ -85,10 +85,18 @@ def test_env_prints_every_address(tmp_path):
     result = subprocess.run([sys.executable, "-m", "streams.cli", "env"], capture_output=True, text=True,
                             env={**os.environ, "Q2C_HOME": str(tmp_path), "Q2C_PG_PORT": "21234"})
     exported = dict(line.removeprefix("export ").split("=", 1) for line in result.stdout.splitlines())
-    for key in ("Q2C_CRM_DSN", "Q2C_PSA_DSN", "Q2C_FINANCE_DSN", "Q2C_ERP_DSN", "Q2C_WAREHOUSE_DSN",
-                "Q2C_KAFKA_BOOTSTRAP", "Q2C_CONNECT_URL", "Q2C_METRICS_URL", "Q2C_PROMETHEUS_URL"):
+    for key in ("Q2C_STACK_CRM_DSN", "Q2C_STACK_PSA_DSN", "Q2C_STACK_FINANCE_DSN", "Q2C_STACK_ERP_DSN",
+                "Q2C_STACK_WAREHOUSE_DSN", "Q2C_STACK_KAFKA", "Q2C_STACK_CONNECT_URL", "Q2C_STACK_METRICS_URL",
+                "Q2C_STACK_STATUS_URL", "Q2C_STACK_PROMETHEUS_URL"):
         assert key in exported
-    assert ":21234/crm" in exported["Q2C_CRM_DSN"]
+    assert ":21234/crm" in exported["Q2C_STACK_CRM_DSN"]
+    # evaluated in a shell, it overrides no setting: the worker keeps its role, the tests their stack
+    evaluated = {k: v.strip("'") for k, v in exported.items()}
+    with_env = subprocess.run([sys.executable, "-c", "from streams.config import Settings; print(Settings().model_dump_json())"],
+                              capture_output=True, text=True, env={**os.environ, "Q2C_HOME": str(tmp_path), **evaluated})
+    without = subprocess.run([sys.executable, "-c", "from streams.config import Settings; print(Settings().model_dump_json())"],
+                             capture_output=True, text=True, env={**os.environ, "Q2C_HOME": str(tmp_path)})
+    assert with_env.stdout == without.stdout and with_env.stdout
 
 
 @pytest.mark.stack
