@@ -181,6 +181,65 @@ def audit(contract_or_trace: str, as_json: bool) -> None:
 
 
 @main.group()
+def connectors() -> None:
+    """The Debezium connectors of connect/ on Kafka Connect (Q2C_CONNECT_REST_URL, or the embedded stack's)."""
+
+
+@connectors.command("apply")
+@click.option("--wait/--no-wait", default=True, help="until every connector and task runs")
+def connectors_apply(wait: bool) -> None:
+    """Create or update every connector from connect/ over Connect's REST API (idempotent)."""
+    from streams import connectors as api
+
+    url = load().connect_url
+    try:
+        applied = api.apply(url)
+        for one in applied:
+            click.echo(f"{one.name:<16} {one.action}")
+        if wait:
+            api.wait_running(url, [a.name for a in applied])
+            click.echo("every connector and task running")
+    except api.ConnectorError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(3)
+    except httpx_error() as exc:
+        click.echo(f"Kafka Connect at {url} unreachable: {exc}", err=True)
+        sys.exit(4)
+
+
+@connectors.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def connectors_status(as_json: bool) -> None:
+    """Each connector and task, and its state; exit 1 unless all run."""
+    import dataclasses
+
+    from streams import connectors as api
+
+    url = load().connect_url
+    try:
+        found = api.states(url)
+    except httpx_error() as exc:
+        click.echo(f"Kafka Connect at {url} unreachable: {exc}", err=True)
+        sys.exit(4)
+    if as_json:
+        click.echo(json.dumps([dataclasses.asdict(s) | {"running": s.running} for s in found]))
+    else:
+        for state in found:
+            click.echo(f"{state.name:<16} {state.state}")
+            for task_id, task_state, trace in state.tasks:
+                click.echo(f"  task {task_id:<3} {task_state} {trace}".rstrip())
+        if not found:
+            click.echo("no connectors")
+    sys.exit(0 if found and all(s.running for s in found) else 1)
+
+
+def httpx_error():
+    import httpx
+
+    return httpx.HTTPError
+
+
+@main.group()
 def dlq() -> None:
     """Dead letters: change events that could not be processed."""
 

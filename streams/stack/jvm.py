@@ -2,7 +2,6 @@
 distributed Kafka Connect worker with the Debezium PostgreSQL connector on its class path."""
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import uuid
@@ -11,9 +10,9 @@ from pathlib import Path
 import httpx
 from confluent_kafka.admin import AdminClient
 
-from streams import resources
+from streams import connectors, resources
 from streams.config import Settings
-from streams.stack.process import BackgroundPart, StackError, pid_of, port_is_free, wait_until
+from streams.stack.process import BackgroundPart, StackError, pid_of, port_is_free
 
 POM = Path(__file__).parent / "pom.xml"
 # The Prometheus JMX exporter, as a java agent beside Kafka and Connect (not on their class path:
@@ -193,16 +192,12 @@ class ConnectWorker(BackgroundPart):
         return httpx.get(f"{self.s.connect_url}/connectors", timeout=3).status_code == 200
 
     def register(self, config_files: list[Path]) -> None:
-        """PUT each connector's config (idempotent) and wait until its task runs."""
-        for path in config_files:
-            spec = json.loads(path.read_text())
-            name = spec["name"]
-            response = httpx.put(f"{self.s.connect_url}/connectors/{name}/config", json=spec["config"], timeout=30)
-            if response.status_code >= 300:
-                raise StackError(f"Kafka Connect refused connector {name}: {response.text}")
-        for path in config_files:
-            name = json.loads(path.read_text())["name"]
-            wait_until(f"connector {name}", lambda n=name: self.connector_running(n), 120, self.log)
+        """Create or update each connector (``streams.connectors``) and wait until its tasks run."""
+        try:
+            applied = connectors.apply(self.s.connect_url, config_files)
+            connectors.wait_running(self.s.connect_url, [a.name for a in applied])
+        except connectors.ConnectorError as exc:
+            raise StackError(str(exc)) from exc
 
     def connector_running(self, name: str) -> bool:
         status = httpx.get(f"{self.s.connect_url}/connectors/{name}/status", timeout=5).json()

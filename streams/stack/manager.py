@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from streams import resources
+from streams import connectors
 from streams.config import Settings
 from streams.stack.jvm import ConnectWorker, KafkaBroker, fetch_jars
 from streams.stack.postgres import Postgres
@@ -13,7 +13,6 @@ from streams.stack.process import wait_until
 from streams.stack.prometheus import Prometheus
 from streams.stack.worker import FaustWorker
 
-CONNECT_DIR = resources.path("connect")
 
 
 @dataclass
@@ -83,4 +82,4 @@ class Stack:
 
 
 def connector_files() -> list[Path]:
-    return sorted(CONNECT_DIR.glob("*.json"))
+    return connectors.connector_files()
