@@ -181,6 +181,44 @@ def audit(contract_or_trace: str, as_json: bool) -> None:
 
 
 @main.group()
+def sources() -> None:
+    """The firm's source databases (and the ERP's and warehouse's grants) as capture needs them."""
+
+
+@sources.command("prepare")
+@click.option("--dry-run", is_flag=True, help="print the SQL (passwords masked) and what is wrong; change nothing")
+def sources_prepare(dry_run: bool) -> None:
+    """Roles, grants, publications, replica identity and Debezium's signal tables, idempotent; run
+    as each database's owner (Q2C_<DB>_DSN). Passwords: Q2C_CAPTURE_PASSWORD, Q2C_SYNC_PASSWORD."""
+    import psycopg
+
+    from streams import sources as prepare
+
+    settings = load()
+    wrong = prepare.problems(settings)
+    for problem in wrong:
+        click.echo(f"problem: {problem}", err=True)
+    try:
+        statements = prepare.plan(settings)
+    except psycopg.Error as exc:
+        click.echo(f"cannot read the source databases' catalogs: {str(exc).strip()}", err=True)
+        sys.exit(4)
+    if dry_run:
+        database = None
+        for statement in statements:
+            if statement.database != database:
+                database = statement.database
+                click.echo(f"\\connect {database}")
+            click.echo(f"{statement.shown};")
+        sys.exit(1 if wrong else 0)
+    if wrong:
+        click.echo("nothing changed: put the problems above right first", err=True)
+        sys.exit(1)
+    prepare.apply(settings, statements)
+    click.echo(f"{len(statements)} statements applied; capture can start (`q2c connectors apply`)")
+
+
+@main.group()
 def connectors() -> None:
     """The Debezium connectors of connect/ on Kafka Connect (Q2C_CONNECT_REST_URL, or the embedded stack's)."""
 

@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     jvm_flags: str = "-XX:TieredStopAtLevel=1"
     pg_superuser: str = "q2c"
     pg_password: SecretStr | None = None
+    # the passwords `q2c sources prepare` gives the capture and the sync roles (unset: the
+    # embedded stack's generated ones, under $Q2C_HOME/secrets)
+    capture_password: SecretStr | None = None
+    sync_password: SecretStr | None = None
     # Per-database DSNs for deployments where the databases live apart (docker-compose, production);
     # unset, every database is on the embedded stack's PostgreSQL.
     crm_dsn: str | None = None
@@ -118,6 +122,9 @@ class Settings(BaseSettings):
         """A role's password: from the environment (admin: Q2C_PG_PASSWORD) or the stack's secret file."""
         if role == "admin" and self.pg_password:
             return self.pg_password.get_secret_value()
+        given = {"capture": self.capture_password, "sync": self.sync_password}.get(role)
+        if given:
+            return given.get_secret_value()
         secret = self.secrets_dir / ("pg_password" if role == "admin" else f"{role}_password")
         return secret.read_text().strip() if secret.exists() else ""
 

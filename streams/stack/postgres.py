@@ -10,9 +10,8 @@ import subprocess
 from pathlib import Path
 
 import psycopg
-from psycopg import sql
 
-from streams import resources
+from streams import resources, sources
 
 from streams.config import ALL_DATABASES, Settings
 from streams.sinks import warehouse
@@ -44,17 +43,6 @@ def _chown_to_owner(path: Path) -> None:
         owner = pwd.getpwnam(RUN_AS)
         for p in [path, *path.rglob("*")]:
             os.chown(p, owner.pw_uid, owner.pw_gid)
-
-
-def captured_tables() -> dict[str, list[str]]:
-    """database → the tables its connector captures, from ``connect/<db>.json`` (one source of truth)."""
-    import json
-
-    found = {}
-    for path in sorted(resources.path("connect").glob("*.json")):
-        config = json.loads(path.read_text())["config"]
-        found[config["database.dbname"]] = config["table.include.list"].split(",")
-    return found
 
 
 class Postgres:
@@ -151,7 +139,7 @@ class Postgres:
 
     def inactive_slots(self) -> list[str]:
         """Replication slots of the connectors that no one is streaming from (capture is down)."""
-        wanted = {f"q2c_{db}" for db in captured_tables()}
+        wanted = {f"q2c_{db}" for db in sources.captured_tables()}
         with psycopg.connect(self.s.dsn("postgres"), connect_timeout=3) as conn:
             active = {r[0] for r in conn.execute("select slot_name from pg_replication_slots where active")}
         return sorted(wanted - active)
@@ -186,34 +174,7 @@ class Postgres:
             if not secret.exists():
                 secret.write_text(secrets.token_urlsafe(24))
                 secret.chmod(0o600)
-        with psycopg.connect(self.s.dsn("postgres"), autocommit=True) as conn:
-            for role, attrs in (("q2c_capture", "LOGIN REPLICATION"), ("q2c_sync", "LOGIN")):
-                password = self.s.password(role.removeprefix("q2c_"))
-                exists = conn.execute("select 1 from pg_roles where rolname = %s", (role,)).fetchone()
-                verb = "ALTER" if exists else "CREATE"
-                conn.execute(sql.SQL(f"{verb} ROLE {{}} {attrs} PASSWORD {{}}").format(sql.Identifier(role), sql.Literal(password)))
-        captured = captured_tables()
-        grants = {
-            "crm": ["GRANT USAGE ON SCHEMA crm TO q2c_sync",
-                    "GRANT SELECT, INSERT, UPDATE ON crm.account_financials TO q2c_sync"],
-            "psa": ["GRANT USAGE ON SCHEMA psa TO q2c_sync",
-                    "GRANT SELECT, INSERT ON psa.project, psa.milestone TO q2c_sync"],
-            "finance": [],
-            "erp": ["GRANT USAGE ON SCHEMA erp_inbound TO q2c_sync",
-                    "GRANT SELECT, INSERT, UPDATE ON ALL TABLES IN SCHEMA erp_inbound TO q2c_sync"],
-            "warehouse": ["GRANT CREATE ON DATABASE warehouse TO q2c_sync",
-                          "CREATE SCHEMA IF NOT EXISTS dw AUTHORIZATION q2c_sync"],
-        }
-        for db in ALL_DATABASES:
+        sources.apply(self.s, sources.plan(self.s))  # what a firm's DBA runs: `q2c sources prepare`
+        for db in ALL_DATABASES:  # and, on the stack's own cluster, no one else may connect
             with psycopg.connect(self.s.dsn(db), autocommit=True) as conn:
                 conn.execute(f'REVOKE ALL ON DATABASE "{db}" FROM PUBLIC')
-                conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO q2c_sync')
-                for statement in grants[db]:
-                    conn.execute(statement)
-                tables = captured.get(db)
-                if tables:
-                    conn.execute(f'GRANT CONNECT ON DATABASE "{db}" TO q2c_capture')
-                    conn.execute(f"GRANT USAGE ON SCHEMA {db} TO q2c_capture")
-                    conn.execute(f"GRANT SELECT ON {', '.join(tables)} TO q2c_capture")
-                    if not conn.execute("select 1 from pg_publication where pubname = %s", (f"q2c_{db}",)).fetchone():
-                        conn.execute(f"CREATE PUBLICATION q2c_{db} FOR TABLE {', '.join(tables)}")
