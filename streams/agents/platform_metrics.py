@@ -76,7 +76,7 @@ class PlatformCollector(Collector):
         for connector in observe.connectors(self.s.connect_url):
             for name in CONNECTOR_STATES:
                 state.add_metric([connector.name, name], 1 if connector.state == name else 0)
-            for task_id, task_state in connector.tasks:
+            for task_id, task_state, _ in connector.tasks:
                 for name in CONNECTOR_STATES:
                     tasks.add_metric([connector.name, str(task_id), name], 1 if task_state == name else 0)
         return [state, tasks]

@@ -8,8 +8,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-import httpx
 import psycopg
+
+from streams.connectors import State, states
 
 # an observation must never hold a scrape for long, nor a lock in a database the firm runs
 _PG_OPTIONS = "-c statement_timeout=5s -c lock_timeout=1s"
@@ -37,23 +38,9 @@ def replication_slots(dsn: str, database: str) -> list[Slot]:
     return [Slot(database, name, bool(active), int(lag), int(retained)) for name, active, lag, retained in rows]
 
 
-@dataclass(frozen=True)
-class Connector:
-    name: str
-    state: str                    # RUNNING, PAUSED, FAILED, UNASSIGNED, RESTARTING, STOPPED
-    tasks: tuple[tuple[int, str], ...]
-
-
-def connectors(connect_url: str) -> list[Connector]:
+def connectors(connect_url: str) -> list[State]:
     """Every connector of the Connect cluster and its tasks' states."""
-    response = httpx.get(f"{connect_url}/connectors", params={"expand": "status"}, timeout=3)
-    response.raise_for_status()
-    out = []
-    for name, info in sorted(response.json().items()):
-        status = info.get("status") or {}
-        tasks = tuple(sorted((int(t["id"]), t["state"]) for t in status.get("tasks", [])))
-        out.append(Connector(name, (status.get("connector") or {}).get("state", "UNKNOWN"), tasks))
-    return out
+    return states(connect_url)
 
 
 @dataclass(frozen=True)

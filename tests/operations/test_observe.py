@@ -31,7 +31,7 @@ def test_every_connector_and_task_runs(stack):
     assert {"q2c-crm", "q2c-psa", "q2c-finance"} <= set(found)
     for name in ("q2c-crm", "q2c-psa", "q2c-finance"):
         assert found[name].state == "RUNNING"
-        assert found[name].tasks and all(state == "RUNNING" for _, state in found[name].tasks)
+        assert found[name].tasks and all(state == "RUNNING" for _, state, _ in found[name].tasks)
 
 
 def _event(erp: Db, n: int, status: str, amount: str, currency: str, days_ago: int, hold: str | None = None) -> None:
