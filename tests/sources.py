@@ -167,6 +167,21 @@ class Delivery:
         self.f.psa.run("update psa.milestone set status = 'accepted', accepted_at = now(), accepted_by = 'client'"
                        " where project_id = %s and milestone_code = %s", project_id, code)
 
+    def milestone_engagement(self, n: int, number: str, price: str, code: str, accept: bool = True) -> int:
+        """Account ``n``, a milestone quote ``number`` of one line approved, its PSA project
+        provisioned with the milestone (and the milestone accepted, unless ``accept`` is False):
+        the project's id."""
+        self.f.account(n)
+        self.f.quote(n, n, number, "milestone", "2026-11-01", "2027-03-31")
+        self.f.line(n * 10 + 1, n, 1, "milestone", price=price, code=code)
+        self.f.approve(n)
+        pid = self.project_of(number)["id"]
+        eventually(lambda: self.f.psa.one("select 1 from psa.milestone where project_id = %s", pid),
+                   what=f"the milestone of {number} provisioned")
+        if accept:
+            self.accept(pid, code)
+        return pid
+
     def tax(self, code: str = "STD", country: str = "GB", rate: str = "20.000") -> None:
         self.f.finance.run("insert into finance.gl_tax_rate (tax_cd, country_cd, rate_pct, valid_from) values (%s, %s, %s, '2000-01-01')"
                            " on conflict do nothing", code, country, rate)

@@ -20,13 +20,8 @@ def audit_rows(firm, number: str) -> list[dict]:
 
 def test_every_write_is_recorded_with_its_change_and_cause(stack, firm, psa, ids):
     n = ids()
-    firm.account(n)
     number = f"Q-A{n}"
-    firm.quote(n, n, number, "milestone", "2026-11-01", "2027-03-31")
-    firm.line(n * 10 + 1, n, 1, "milestone", price="2500", code="R1")
-    firm.approve(n)
-    pid = psa.project_of(number)["id"]
-    eventually(lambda: firm.psa.one("select 1 from psa.milestone where project_id = %s", pid))
+    pid = psa.milestone_engagement(n, number, price="2500", code="R1", accept=False)
     written = eventually(lambda: (rows := audit_rows(firm, number)) and len(rows) >= 3 and rows, what="the first writes' records")
     by_table = {r["table_name"]: r for r in written}
     contract = by_table["erp_inbound.contract"]

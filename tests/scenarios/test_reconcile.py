@@ -23,13 +23,7 @@ def test_reconcile_explains_each_difference(stack, firm, psa, ids):
     n = ids()
     healthy, broken = f"Q-H{n}", f"Q-B{n}"
     for k, number in ((n, healthy), (n + 1, broken)):
-        firm.account(k)
-        firm.quote(k, k, number, "milestone", "2026-11-01", "2027-03-31")
-        firm.line(k * 10 + 1, k, 1, "milestone", price="1000", code="M")
-        firm.approve(k)
-        pid = psa.project_of(number)["id"]
-        eventually(lambda: firm.psa.one("select 1 from psa.milestone where project_id = %s", pid))
-        psa.accept(pid, "M")
+        psa.milestone_engagement(k, number, price="1000", code="M")
         eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where billing_event_id = %s", f"MS:{number}:M"))
     cust = f"K{n % 10**9}"
     psa.customer(cust, f"ACC-{n:08d}")

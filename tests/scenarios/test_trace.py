@@ -22,13 +22,7 @@ def q2c(*args: str) -> subprocess.CompletedProcess:
 def test_an_engagement_from_approval_to_cash(stack, firm, psa, ids):
     n = ids()
     number = f"Q-TR{n}"
-    firm.account(n)
-    firm.quote(n, n, number, "milestone", "2026-11-01", "2027-03-31")
-    firm.line(n * 10 + 1, n, 1, "milestone", price="1000", code="A")
-    firm.approve(n)
-    pid = psa.project_of(number)["id"]
-    eventually(lambda: firm.psa.one("select 1 from psa.milestone where project_id = %s", pid))
-    psa.accept(pid, "A")
+    psa.milestone_engagement(n, number, price="1000", code="A")
     eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where billing_event_id = %s and status = 'ready'",
                                     f"MS:{number}:A"), what="the milestone ready to bill")
     cust, invoice = f"C{n % 10**9}", f"I{n % 10**9}"
