@@ -17,9 +17,6 @@ from streams.sinks import audit
 
 def history(settings: Settings, contract_or_trace: str) -> list[dict]:
     with psycopg.connect(settings.dsn("warehouse", "sync"), connect_timeout=5) as conn:
-        if not conn.execute("select 1 from information_schema.tables where table_schema = 'audit'"
-                            " and table_name = 'sink_write'").fetchone():
-            return []
         return audit.history(conn, contract_or_trace)
 
 
@@ -27,6 +24,27 @@ def changes(before: dict | None, after: dict) -> dict[str, tuple[Any, Any]]:
     """field → (before, after) of the fields a write changed (all of them for a new row)."""
     before = before or {}
     return {k: (before.get(k), v) for k, v in after.items() if before.get(k) != v}
+
+
+def source_change(row: dict) -> str | None:
+    """The change behind a recorded write, in a line: database, row, LSN, transaction (None: a
+    replay's sweep)."""
+    if not row["source_database"]:
+        return None
+    said = f"{row['source_database']} {row['source_ref']} LSN {row['source_lsn']}" if row["source_ref"] else \
+        f"{row['source_database']} LSN {row['source_lsn']}"
+    return f"{said} tx {row['source_transaction']}" if row["source_transaction"] else said
+
+
+def written_at(row: dict) -> datetime:
+    return row["written_at"] or row["recorded_at"]
+
+
+def after_commit_s(row: dict) -> float | None:
+    """How long after its source commit a write was made."""
+    if row["source_committed_at"] is None:
+        return None
+    return (written_at(row) - row["source_committed_at"]).total_seconds()
 
 
 def _when(value: datetime | None) -> str:
@@ -50,17 +68,9 @@ def render(rows: list[dict], contract_or_trace: str, console: Console | None = N
         diff = changes(row["before_row"], row["after_row"])
         shown = "new row" if row["before_row"] is None else "\n".join(
             f"{k}: {b} → {a}" for k, (b, a) in sorted(diff.items()) if k not in ("updated_at",))
-        source = ""
-        if row["source_database"]:
-            source = f"{row['source_ref'] or row['source_database']} LSN {row['source_lsn']}"
-            if row["source_transaction"]:
-                source += f" tx {row['source_transaction']}"
-            source += f"\ncommitted {_when(row['source_committed_at'])}"
-        else:
-            source = "replay sweep"
-        written = row["written_at"] or row["recorded_at"]
-        delay = ""
-        if row["source_committed_at"] is not None:
-            delay = f"{(written - row['source_committed_at']).total_seconds():.3f} s"
-        table.add_row(_when(written), row["sink"], row["table_name"], row["row_key"], shown, source, delay)
+        source = source_change(row)
+        source = f"{source}\ncommitted {_when(row['source_committed_at'])}" if source else "replay sweep"
+        delay = after_commit_s(row)
+        table.add_row(_when(written_at(row)), row["sink"], row["table_name"], row["row_key"], shown, source,
+                      f"{delay:.3f} s" if delay is not None else "")
     console.print(table)

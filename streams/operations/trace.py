@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from streams.config import Settings
+from streams.operations.audit_trail import after_commit_s, changes, source_change, written_at
 from streams.sinks import audit
 
 
@@ -71,7 +72,7 @@ def resolve(conn: psycopg.Connection, asked: str) -> str | None:
             continue
         if found:
             return found
-    if _exists(conn, "audit", "sink_write"):
+    if audit.exists(conn):
         return _one(conn, "select contract_number from audit.sink_write where (trace_id = %s or row_key = %s)"
                           " and contract_number is not null order by seq limit 1", asked, asked)
     return None
@@ -80,8 +81,8 @@ def resolve(conn: psycopg.Connection, asked: str) -> str | None:
 def describe(table: str, before: dict | None, after: dict) -> tuple[str, str]:
     """(kind, words) of one write."""
     def changed(*fields: str) -> str:
-        parts = [f"{f} {before.get(f)} → {after.get(f)}" for f in fields if before and before.get(f) != after.get(f)]
-        return ", ".join(parts)
+        diff = changes(before, after) if before else {}
+        return ", ".join(f"{f} {diff[f][0]} → {diff[f][1]}" for f in fields if f in diff)
 
     if table == "erp_inbound.contract":
         if before is None:
@@ -148,19 +149,11 @@ def trace(settings: Settings, asked: str, dead_letters: list | None = None) -> T
         if _exists(conn, "dw", "receivable"):
             out.invoices = [r[0] for r in conn.execute("select invoice_number from dw.receivable where contract_number = %s"
                                                        " order by invoice_number", (contract,)).fetchall()]
-        if _exists(conn, "audit", "sink_write"):
-            for row in audit.history(conn, contract):
-                out.trace_id = out.trace_id or row["trace_id"]
-                kind, words = describe(row["table_name"], row["before_row"], row["after_row"])
-                written = row["written_at"] or row["recorded_at"]
-                source = None
-                if row["source_database"]:
-                    source = f"{row['source_database']} {row['source_ref'] or ''} LSN {row['source_lsn']}".replace("  ", " ")
-                    if row["source_transaction"]:
-                        source += f" tx {row['source_transaction']}"
-                delay = (written - row["source_committed_at"]).total_seconds() if row["source_committed_at"] else None
-                out.steps.append(Step(written, kind, words, row["table_name"], row["row_key"], source,
-                                      row["source_committed_at"], delay))
+        for row in audit.history(conn, contract):
+            out.trace_id = out.trace_id or row["trace_id"]
+            kind, words = describe(row["table_name"], row["before_row"], row["after_row"])
+            out.steps.append(Step(written_at(row), kind, words, row["table_name"], row["row_key"], source_change(row),
+                                  row["source_committed_at"], after_commit_s(row)))
     names = {contract, *(q["quote_number"] for q in out.quotes), *out.invoices}
     for letter in dead_letters or []:
         text = f"{letter.key or ''} {letter.value or ''} {letter.error}"

@@ -82,8 +82,17 @@ def write(conn: psycopg.Connection, records: list[tuple[AuditRecord, datetime | 
         return cur.rowcount
 
 
+def exists(conn: psycopg.Connection) -> bool:
+    """Whether the store was made (the warehouse loader makes it when it starts)."""
+    return conn.execute("SELECT 1 FROM information_schema.tables WHERE table_schema = 'audit'"
+                        " AND table_name = 'sink_write'").fetchone() is not None
+
+
 def history(conn: psycopg.Connection, contract_or_trace: str) -> list[dict]:
-    """Every write recorded for an engagement (its contract number or its trace id), oldest first."""
+    """Every write recorded for an engagement (its contract number or its trace id), oldest
+    first; none before the store was made."""
+    if not exists(conn):
+        return []
     cur = conn.execute(
         "SELECT audit_id, sink, table_name, row_key, contract_number, trace_id, before_row, after_row, source_database, source_ref,"
         " source_lsn, source_transaction, source_committed_at, written_at, recorded_at FROM audit.sink_write"
