@@ -200,16 +200,19 @@ class ConnectWorker(BackgroundPart):
             raise StackError(str(exc)) from exc
 
     def connector_running(self, name: str) -> bool:
-        status = httpx.get(f"{self.s.connect_url}/connectors/{name}/status", timeout=5).json()
-        tasks = status.get("tasks", [])
-        if any(t.get("state") == "FAILED" for t in tasks):
-            raise StackError(f"connector {name} failed: {tasks[0].get('trace', '')[:2000]}")
-        return status.get("connector", {}).get("state") == "RUNNING" and bool(tasks) and all(
-            t.get("state") == "RUNNING" for t in tasks
-        )
+        return self._running(state for state in connectors.states(self.s.connect_url) if state.name == name)
 
     def healthy(self) -> bool:
         if not pid_of(self.pidfile):
             return False
-        names = httpx.get(f"{self.s.connect_url}/connectors", timeout=3).json()
-        return bool(names) and all(self.connector_running(n) for n in names)
+        return self._running(connectors.states(self.s.connect_url))
+
+    @staticmethod
+    def _running(states) -> bool:
+        """Whether there are connectors and every one runs with all its tasks; a failed task is an error."""
+        states = list(states)
+        for state in states:
+            failed = [task for task in state.tasks if task[1] == "FAILED"]
+            if failed:
+                raise StackError(f"connector {state.name} failed: {failed[0][2]}")
+        return bool(states) and all(state.running for state in states)
