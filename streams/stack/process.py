@@ -30,7 +30,22 @@ def port_is_free(host: str, port: int) -> bool:
     return True
 
 
+def _listening(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(1.0)
+        return sock.connect_ex((host, port)) == 0
+
+
+CLOSING_WAIT_S = 30.0
+
+
 def require_free_port(part: str, host: str, port: int) -> None:
+    """A port something listens on is taken. One that nothing listens on but that cannot be bound
+    yet holds the closing connections of a part just stopped (a JVM killed while Prometheus kept
+    a connection to its metrics open): it is waited for, ``CLOSING_WAIT_S`` at most."""
+    deadline = time.monotonic() + CLOSING_WAIT_S
+    while not port_is_free(host, port) and not _listening(host, port) and time.monotonic() < deadline:
+        time.sleep(0.25)
     if not port_is_free(host, port):
         raise StackError(
             f"{part}: port {host}:{port} is already taken; stop what uses it or choose another "
