@@ -1,8 +1,11 @@
 """Start, find and stop the stack's background processes by PID file.
 
-A PID file holds the process's id and its start time (psutil's ``create_time``): after a reboot,
+A PID file holds the process's id and when it started, in seconds since boot: after a reboot,
 or once the process is gone and its id reused, the file names another process, and a stop must
-not signal it. A PID whose process started at another time is not ours."""
+not signal it. A PID whose process started at another time is not ours. Seconds since boot, not
+the wall-clock start time, because the wall clock can be stepped (NTP, a virtual machine resumed
+from a snapshot), and psutil's ``create_time`` moves with it: a running part would then look
+gone, its restart find its ports taken, and a stop leave it running."""
 from __future__ import annotations
 
 import os
@@ -65,7 +68,7 @@ def pid_of(pidfile: Path) -> int | None:
         process = psutil.Process(pid)
         if process.status() == psutil.STATUS_ZOMBIE:
             return None
-        if started is not None and abs(process.create_time() - started) > START_TOLERANCE_S:
+        if started is not None and abs(_started(process, epoch=started > EPOCH_FLOOR) - started) > START_TOLERANCE_S:
             return None  # the id was reused: another process
     except psutil.NoSuchProcess:
         return None
@@ -74,12 +77,19 @@ def pid_of(pidfile: Path) -> int | None:
     return pid
 
 
-START_TOLERANCE_S = 0.05  # create_time is derived from clock ticks since boot
+START_TOLERANCE_S = 0.05  # a start time is counted in clock ticks (1/100 s)
+EPOCH_FLOOR = 1e8  # a file of an earlier version holds a wall-clock start time, far above any uptime
+
+
+def _started(process: psutil.Process, epoch: bool = False) -> float:
+    """When the process started, in seconds since boot (psutil adds the boot time to the ticks
+    the kernel counts; taking it off again leaves what no clock step moves)."""
+    return process.create_time() if epoch else process.create_time() - psutil.boot_time()
 
 
 def write_pidfile(pidfile: Path, pid: int) -> None:
     try:
-        started = psutil.Process(pid).create_time()
+        started = _started(psutil.Process(pid))
     except psutil.NoSuchProcess:  # already gone: nothing to find later
         started = 0.0
     pidfile.write_text(f"{pid} {started:.3f}\n")

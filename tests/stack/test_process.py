@@ -1,9 +1,11 @@
 """PID files name a process by its id and its start time: a stale file (a reboot, an id reused)
-names no process of ours, and a stop signals nothing."""
+names no process of ours, and a stop signals nothing; a wall clock stepped meanwhile changes
+nothing."""
 import subprocess
 import sys
 
 import psutil
+import psutil._pslinux as psutil_linux  # the embedded stack runs on Linux
 
 from streams.stack.process import pid_of, spawn, stop
 
@@ -12,7 +14,8 @@ def test_a_started_process_is_found_by_its_file_and_stopped(tmp_path):
     pidfile = tmp_path / "part.pid"
     pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], pidfile, tmp_path / "part.log")
     pid_text, started = pidfile.read_text().split()
-    assert int(pid_text) == pid and abs(float(started) - psutil.Process(pid).create_time()) < 0.01
+    since_boot = psutil.Process(pid).create_time() - psutil.boot_time()
+    assert int(pid_text) == pid and abs(float(started) - since_boot) < 0.01
     assert pid_of(pidfile) == pid
     assert stop(pidfile, timeout=10)
     assert pid_of(pidfile) is None and not pidfile.exists()
@@ -22,7 +25,8 @@ def test_a_file_naming_a_process_started_at_another_time_is_stale_and_nothing_is
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])  # not ours: its id reused, say
     try:
         pidfile = tmp_path / "part.pid"
-        pidfile.write_text(f"{other.pid} {psutil.Process(other.pid).create_time() - 3600:.3f}\n")
+        since_boot = psutil.Process(other.pid).create_time() - psutil.boot_time()
+        pidfile.write_text(f"{other.pid} {since_boot - 3600:.3f}\n")
         assert pid_of(pidfile) is None
         assert stop(pidfile, timeout=2) is False
         assert other.poll() is None  # still running: it was not signalled
@@ -41,3 +45,29 @@ def test_a_file_of_an_earlier_version_holds_the_id_only(tmp_path):
         other.kill()
         other.wait()
     assert pid_of(pidfile) is None
+
+
+def test_a_process_is_still_found_and_stopped_after_the_wall_clock_is_stepped(tmp_path, monkeypatch):
+    """NTP, or a virtual machine resumed from a snapshot, steps the clock: the kernel's boot time
+    (``btime`` in /proc/stat) moves with it, and so does every wall-clock start time psutil gives.
+    The step is simulated where psutil reads that boot time on Linux, the one place it enters."""
+    pidfile = tmp_path / "part.pid"
+    pid = spawn([sys.executable, "-c", "import time; time.sleep(60)"], pidfile, tmp_path / "part.log")
+    before = psutil.Process(pid).create_time()
+    stepped = psutil_linux.boot_time() + 37.0
+    monkeypatch.setattr(psutil_linux, "boot_time", lambda: stepped)
+    assert abs(psutil.Process(pid).create_time() - before - 37.0) < 0.01  # the step is seen
+    assert pid_of(pidfile) == pid
+    assert stop(pidfile, timeout=10)
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_file_of_an_earlier_version_holds_a_wall_clock_start_time(tmp_path):
+    other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        pidfile = tmp_path / "part.pid"
+        pidfile.write_text(f"{other.pid} {psutil.Process(other.pid).create_time():.3f}\n")
+        assert pid_of(pidfile) == other.pid
+    finally:
+        other.kill()
+        other.wait()
