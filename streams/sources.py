@@ -109,7 +109,7 @@ def plan(settings: Settings, databases: tuple[str, ...] | None = None) -> list[S
             f"CREATE TABLE IF NOT EXISTS {SIGNAL_TABLE} (id varchar(64) PRIMARY KEY, type varchar(32) NOT NULL,"
             " data varchar(2048))",
             f"GRANT USAGE ON SCHEMA q2c_signal TO {CAPTURE}, {SYNC}",
-            f"GRANT SELECT ON {SIGNAL_TABLE} TO {CAPTURE}",
+            f"GRANT SELECT, INSERT ON {SIGNAL_TABLE} TO {CAPTURE}",  # its snapshot window marks
             f"GRANT SELECT, INSERT ON {SIGNAL_TABLE} TO {SYNC}",
             f"DO $q2c$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_publication WHERE pubname = 'q2c_{db}') THEN"
             f" CREATE PUBLICATION q2c_{db} FOR TABLE {published}; ELSE ALTER PUBLICATION q2c_{db} SET TABLE {published};"

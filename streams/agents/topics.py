@@ -13,6 +13,7 @@ DEAD_LETTER_REPLAYS = "q2c.dead-letter.replays"
 AUDIT = "q2c.audit"  # a record of every sink write (streams.state.audit), loaded into the warehouse's audit schema
 REPLAY_HEADER = "q2c.replay_of"  # on a dead letter produced again to its source topic
 COMMITTED_HEADER = "q2c.committed"  # on a canonical event: its source commit, epoch seconds
+NOTIFICATIONS = "q2c.capture.notifications"  # Debezium's notifications (snapshots' progress), JSON
 BY_ENGAGEMENT = "q2c.changes.by-engagement"  # scaled out: bundle parts keyed by contract number
 MIRROR, LEDGER, OPEN_TRANSACTIONS, ROUTES = "q2c-mirror", "q2c-ledger", "q2c-open-transactions", "q2c-routes"
 ENGAGEMENT_ROWS, ENGAGEMENT_LEDGER = "q2c-engagement-rows", "q2c-engagement-ledger"

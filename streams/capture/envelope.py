@@ -50,6 +50,10 @@ class RowChange:
     committed_at: datetime | None  # UTC
     provenance: Provenance | None = field(default=None, compare=False)
     transaction: str | None = None  # the source transaction (its txId); None for snapshot reads and tombstones
+    # A read of an incremental snapshot (``q2c backfill``): it has no LSN of its own, and Debezium
+    # emits it where it is current in the stream (its watermarks drop a read that a change in its
+    # window made stale). Its ``position`` is where the stream stood, for the record only.
+    current: bool = False
 
     @property
     def table_id(self) -> str:
@@ -177,8 +181,12 @@ def decode(topic: str, key: bytes | None, value: bytes | None,
     if op not in ("c", "r", "u", "d"):
         raise UndecodableEvent(f"unknown operation {op!r}")
     src = payload.get("source")
-    if not isinstance(src, dict) or not isinstance(src.get("lsn"), int):
-        raise UndecodableEvent("the envelope has no source block with an LSN")
+    if not isinstance(src, dict):
+        raise UndecodableEvent("the envelope has no source block")
+    current = op == "r" and src.get("snapshot") == "incremental"
+    position = src.get("lsn") if not current else _stream_position(src.get("sequence"))
+    if not isinstance(position, int):
+        raise UndecodableEvent("the envelope's source block has no LSN")
     field_schemas = {f["field"]: f for f in (envelope_schema or {}).get("fields", [])}
     after = _decode_row(payload.get("after"), field_schemas.get("after"))
     if op != "d" and after is None:
@@ -190,6 +198,14 @@ def decode(topic: str, key: bytes | None, value: bytes | None,
     return RowChange(
         source=source, schema=src.get("schema", schema), table=src.get("table", table), op=op,
         key=key_doc, row=after if op != "d" else None,
-        position=int(src["lsn"]), committed_at=committed_at, provenance=provenance,
-        transaction=_transaction_of(payload),
+        position=position, committed_at=committed_at, provenance=provenance,
+        transaction=_transaction_of(payload), current=current,
     )
+
+
+def _stream_position(sequence: Any) -> int:
+    """The last LSN of Debezium's ``sequence`` (``["<last commit>", "<lsn>"]``), 0 if it has none."""
+    try:
+        return max((int(lsn) for lsn in msgspec.json.decode(sequence) if lsn is not None), default=0)
+    except (TypeError, ValueError, msgspec.DecodeError):
+        return 0

@@ -1,6 +1,7 @@
 """Reading topics from the start and measuring the worker's lag, with confluent-kafka."""
 from __future__ import annotations
 
+import time
 import uuid
 from typing import Iterator
 
@@ -10,9 +11,10 @@ from confluent_kafka.admin import AdminClient
 from streams.config import Settings
 
 
-
-def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float = 2.0) -> Iterator[Message]:
-    """Every message of ``topic`` from the start (a throw-away group: nothing is committed)."""
+def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float = 2.0,
+             until: float | None = None) -> Iterator[Message]:
+    """Every message of ``topic`` from the start (a throw-away group: nothing is committed); with
+    ``follow``, new ones as they come, until the ``time.monotonic()`` deadline ``until`` if given."""
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"q2c-reader-{uuid.uuid4()}",
                          "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 3})
     try:
@@ -23,7 +25,7 @@ def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float
         ends = {p.partition: consumer.get_watermark_offsets(p, timeout=10)[1] for p in partitions}
         consumer.assign(partitions)
         done = {p for p, end in ends.items() if end == 0}
-        while follow or len(done) < len(ends):
+        while (follow or len(done) < len(ends)) and (until is None or time.monotonic() < until):
             msg = consumer.poll(idle_s)
             if msg is None:
                 if not follow:

@@ -22,8 +22,13 @@ class FaustWorker(BackgroundPart):
         super().__init__(settings)
         self.metrics_port = int(self.env.get("Q2C_METRICS_PORT", settings.metrics_port))
 
+    @staticmethod
+    def argv() -> list[str]:
+        """What runs the worker (compose's ``worker`` service runs the same command)."""
+        return [sys.executable, "-m", "streams.cli", "worker"]
+
     def start(self) -> None:
-        self.launch([sys.executable, "-m", "streams.cli", "worker"],
+        self.launch(self.argv(),
                     {"worker metrics": self.metrics_port}, 120,
                     env={"Q2C_HOME": str(self.s.home_dir), "PYTHONUNBUFFERED": "1", **self.env})
 

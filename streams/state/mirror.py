@@ -193,6 +193,8 @@ class SourceMirror:
         known = held.position if held is not None else None
         if change.op == "t":  # a tombstone follows its delete: keep the delete's position
             position = known or 0
+        elif change.current:  # a backfill's read, current where it stands: the next change follows it
+            position = known or 0
         elif known is not None and change.position < known:
             return None
         else:

@@ -115,6 +115,41 @@ def test_an_older_change_never_overwrites_a_newer_one_and_toast_placeholders_kee
     assert mirror.get("psa.timesheet_entry", 1).hours == D("5")
 
 
+def incremental_read(after, sequence='["150","150"]'):
+    """A read of an incremental snapshot (``q2c backfill``), as Debezium 3 writes it: no LSN, no
+    transaction; ``sequence`` says where the stream stood."""
+    return json.dumps({"before": None, "after": after, "op": "r", "source": {
+        "lsn": None, "txId": None, "snapshot": "incremental", "sequence": sequence, "ts_us": 1795838201791753,
+        "schema": "psa", "table": "timesheet_entry"}}).encode()
+
+
+def test_a_backfill_read_is_current_where_it_stands_and_the_next_change_follows_it():
+    """Debezium emits an incremental snapshot's read where it is current in the stream: it
+    replaces what the mirror holds whatever that row's LSN, and the next change of the row,
+    whose LSN may be below the stream position the read was emitted at, is applied after it."""
+    mirror = SourceMirror()
+    base = {"id": 1, "resource_id": 5, "project_id": 7, "work_date": "2026-07-01", "hours": "8", "billable": True,
+            "status": "approved", "description": "x"}
+    key = b'{"id":1}'
+    mirror.apply(decode("psa.psa.timesheet_entry", key, schemaless(base, lsn=300, table="timesheet_entry", schema="psa")))
+    read = decode("psa.psa.timesheet_entry", key, incremental_read(dict(base, hours="6")))
+    assert read.current and read.position == 150 and read.transaction is None
+    assert mirror.apply(read) is not None and mirror.get("psa.timesheet_entry", 1).hours == D("6")
+    later = decode("psa.psa.timesheet_entry", key, schemaless(dict(base, hours="4"), lsn=301, table="timesheet_entry", schema="psa"))
+    assert mirror.apply(later) is not None and mirror.get("psa.timesheet_entry", 1).hours == D("4")
+    older = decode("psa.psa.timesheet_entry", key, schemaless(dict(base, hours="9"), lsn=200, table="timesheet_entry", schema="psa"))
+    assert mirror.apply(older) is None  # an older change is still stale
+    fresh = SourceMirror()
+    assert fresh.apply(decode("psa.psa.timesheet_entry", key, incremental_read(base, sequence=None))) is not None
+    assert fresh.position("psa.timesheet_entry:1") == 0  # a row first seen by a backfill: any change follows it
+
+
+def test_a_streamed_change_without_an_lsn_is_refused():
+    value = json.dumps({"op": "u", "after": {"id": 1}, "source": {"lsn": None, "snapshot": "false"}}).encode()
+    with pytest.raises(UndecodableEvent, match="no LSN"):
+        decode("crm.crm.quote", b'{"id":1}', value)
+
+
 def schemaless(after, lsn=1000, table="gl_period", schema="finance"):
     """What Debezium writes with ``value.converter.schemas.enable=false`` (the connectors' setting)."""
     return json.dumps({"before": None, "after": after, "op": "c",

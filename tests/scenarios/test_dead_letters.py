@@ -1,22 +1,15 @@
 """Bad input and failures that cannot be retried go to the dead-letter topic with their reason
 and origin; processing goes on; once the cause is fixed, `q2c dlq replay` re-drives them."""
 import json
-import os
-import subprocess
-import sys
 
 import httpx
 import pytest
 from confluent_kafka import Producer
 
+from tests.commands import q2c
 from tests.sources import crash_worker, eventually
 
 pytestmark = pytest.mark.stack
-
-
-def q2c(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env=os.environ.copy(), timeout=120)
 
 
 def letters() -> list[dict]:

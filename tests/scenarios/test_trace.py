@@ -1,22 +1,15 @@
 """``q2c trace``: one engagement from quote approval to cash, found by any of its numbers, in a
 terminal and as JSON, from the real pipeline's audit trail and warehouse."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from streams.operations.trace import describe
 from streams.rules.ids import trace_id
+from tests.commands import q2c
 from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
-
-
-def q2c(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, "COLUMNS": "220"})
 
 
 def test_an_engagement_from_approval_to_cash(stack, firm, psa, ids):

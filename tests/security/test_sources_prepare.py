@@ -1,22 +1,14 @@
 """``q2c sources prepare``: what a firm's DBA runs on its databases, idempotent, on the real
 PostgreSQL; ``--dry-run`` shows the SQL with the passwords masked; a server that cannot be
 captured is said to be wrong in words."""
-import os
-import subprocess
-import sys
-
 import psycopg
 import pytest
 
 from streams import sources
 from streams.config import Settings
+from tests.commands import q2c
 
 pytestmark = pytest.mark.stack
-
-
-def q2c(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=120)
 
 
 def test_dry_run_prints_every_statement_with_the_passwords_masked(stack):

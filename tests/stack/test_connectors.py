@@ -1,18 +1,12 @@
 """``q2c connectors apply|status`` against the embedded stack's Kafka Connect: idempotent, and the
 state of each connector and task."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
+from tests.commands import q2c
+
 pytestmark = pytest.mark.stack
-
-
-def q2c(*args: str, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "streams.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **env}, timeout=180)
 
 
 def test_apply_is_idempotent_and_status_shows_every_task_running(stack):
