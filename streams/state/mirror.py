@@ -63,6 +63,18 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
 INVOICE_TABLES = ("finance.ar_invoice_hdr", "finance.ar_invoice_line", "finance.ar_receipt")
 
 
+def _position_of_read(known: int | None, before: Canonical | None, after: Canonical | None) -> int:
+    """The position a backfill's read (``RowChange.current``) leaves the row at. The read has no
+    LSN but is current where the stream puts it, so it is applied whatever the row's position.
+    The row's next change has an LSN past the commit of the change the mirror holds, so the read
+    keeps that position; or one past it when the read changes the row (a change the capture
+    missed, itself past that commit; or a mapping since corrected), so that whatever ships rows
+    by their position (``streams.state.routing``) sees it changed."""
+    if known is None:
+        return 0
+    return known + 1 if before != after else known
+
+
 def _dated(after: Canonical, before: Canonical | None, change: RowChange) -> Canonical:
     """Stamp ``status_since`` on rows whose models keep it: the source's commit time of the change
     that gave the row its standing, kept while the standing stays; unknown for a snapshot read."""
@@ -193,8 +205,8 @@ class SourceMirror:
         known = held.position if held is not None else None
         if change.op == "t":  # a tombstone follows its delete: keep the delete's position
             position = known or 0
-        elif change.current:  # a backfill's read, current where it stands: the next change follows it
-            position = known or 0
+        elif change.current:
+            position = None  # set below, once the row is known
         elif known is not None and change.position < known:
             return None
         else:
@@ -208,6 +220,8 @@ class SourceMirror:
                 previous = before.model_dump() if before is not None else {}
                 row = {k: (previous.get(k) if v == UNAVAILABLE else v) for k, v in row.items()}
             after = _dated(mapping.to_model(row), before, change)
+        if position is None:
+            position = _position_of_read(known, before, after)
         self._store(ref, mapping.table_id, before, after, position)
         # Even an unchanged row counts as applied: a change delivered again after a crash must
         # re-derive (and re-write) what depends on it.

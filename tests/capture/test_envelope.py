@@ -135,7 +135,10 @@ def test_a_backfill_read_is_current_where_it_stands_and_the_next_change_follows_
     read = decode("psa.psa.timesheet_entry", key, incremental_read(dict(base, hours="6")))
     assert read.current and read.position == 150 and read.transaction is None
     assert mirror.apply(read) is not None and mirror.get("psa.timesheet_entry", 1).hours == D("6")
-    later = decode("psa.psa.timesheet_entry", key, schemaless(dict(base, hours="4"), lsn=301, table="timesheet_entry", schema="psa"))
+    assert mirror.position("psa.timesheet_entry:1") == 301  # it changed the row: moved on, below any later LSN
+    mirror.apply(decode("psa.psa.timesheet_entry", key, incremental_read(dict(base, hours="6"))))
+    assert mirror.position("psa.timesheet_entry:1") == 301  # read again unchanged: left where it was
+    later = decode("psa.psa.timesheet_entry", key, schemaless(dict(base, hours="4"), lsn=340, table="timesheet_entry", schema="psa"))
     assert mirror.apply(later) is not None and mirror.get("psa.timesheet_entry", 1).hours == D("4")
     older = decode("psa.psa.timesheet_entry", key, schemaless(dict(base, hours="9"), lsn=200, table="timesheet_entry", schema="psa"))
     assert mirror.apply(older) is None  # an older change is still stale

@@ -1,6 +1,8 @@
 """Scaling out, without I/O: a router shipping bundles and a worker deriving from its copies
 write exactly what one worker writes, in any order of arrival, batching and redelivery."""
+import dataclasses
 from datetime import date
+from decimal import Decimal
 
 from hypothesis import given, settings, strategies as st
 
@@ -167,3 +169,19 @@ def test_scaling_out_a_running_deployment_hands_each_engagement_over_with_what_w
     assert "eng:Q-1" not in router.ledger.snapshot()  # handed over, not kept twice
     statuses = sorted((e.billing_event_id.endswith(":REV"), e.status) for e in derived.erp.events)
     assert (True, "ready") in statuses  # the billed event is reversed (a :REV), not billed twice
+
+
+def test_a_backfill_read_that_changes_a_row_reaches_the_deriving_side():
+    """A time entry changed while its table was not captured, then read by a backfill (a read
+    with no LSN of its own, ``current``): the router ships it, and both stages end as one worker."""
+    entry = next(c for c in ROWS if c.table_id == "psa.timesheet_entry")
+    read = dataclasses.replace(entry, op="r", row={**entry.row, "hours": "6"}, position=999, current=True)
+    order = [*ROWS, read]
+    stages = TwoStages()
+    stages.process(list(ROWS))
+    shipped = stages.process([read])
+    assert any("psa.timesheet_entry:9" in part.rows for _, part in shipped)
+    one_worker = outcome(order, len(ROWS))  # the same two batches
+    assert stages.snapshot() == one_worker
+    (event,) = [e for e in one_worker["eng:Q-1"]["events"].values() if e["status"] != "reversed"]
+    assert Decimal(event["quantity"]) == 6
