@@ -1,4 +1,4 @@
-"""The ``q2c`` command."""
+"""The ``q2c`` command. How it ends (exit codes) and prints (tables): ``streams.console``."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,12 @@ import sys
 
 import click
 
+from streams import console
 from streams.config import load
+from streams.errors import Unreachable
 
 
-@click.group()
+@click.group(cls=console.CommandGroup)
 @click.version_option(package_name="q2c-sync", prog_name="q2c")
 def main() -> None:
     """q2c-sync: quote-to-cash change-data-capture sync."""
@@ -26,9 +28,9 @@ def up(no_worker: bool) -> None:
     click.echo(f"starting the embedded stack under {settings.home_dir}")
     try:
         Stack(settings).up(say=click.echo, with_worker=not no_worker)
-    except StackError as exc:
+    except StackError as exc:  # what failed, and the end of its log: more than one line is useful here
         click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(console.REFUSED)
     click.echo("the stack is up; `q2c status` shows its health, `q2c env` where to connect")
 
 
@@ -51,9 +53,9 @@ def status(as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.__dict__ for p in parts]))
     else:
-        for p in parts:
-            click.echo(f"{p.name:<12} {'healthy' if p.healthy else 'DOWN':<8} {p.detail}")
-    sys.exit(0 if all(p.healthy for p in parts) else 1)
+        console.table(["part", "health", "detail"],
+                      [(p.name, "healthy" if p.healthy else "[red]DOWN[/]", p.detail) for p in parts])
+    sys.exit(console.OK if all(p.healthy for p in parts) else console.FINDING)
 
 
 @main.command()
@@ -106,8 +108,7 @@ def replay(yes: bool) -> None:
     from streams.stack.manager import Stack
 
     if not yes:
-        click.echo("replay re-processes every retained change from the start; run again with --yes", err=True)
-        sys.exit(2)
+        raise click.UsageError("replay re-processes every retained change from the start; run again with --yes")
     replay_everything(Stack(load()), say=click.echo)
     click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
 
@@ -123,11 +124,7 @@ def schemas_register() -> None:
     the subject ``<topic>-value``; the registry refuses a version that breaks compatibility."""
     from streams.canonical.wire import CanonicalWire
 
-    try:
-        ids = CanonicalWire.from_settings(load()).register_all()
-    except Exception as exc:  # noqa: BLE001 - no registry, refused, unreachable: say which
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+    ids = CanonicalWire.from_settings(load()).register_all()
     for subject, schema_id in ids.items():
         click.echo(f"{subject}\t{schema_id}")
 
@@ -139,8 +136,16 @@ def reconcile(as_json: bool) -> None:
     from streams.operations.reconcile import reconcile as run, report
 
     findings = run(load())
-    click.echo(report(findings, as_json))
-    sys.exit(1 if any(not f.explained for f in findings) else 0)
+    unexplained = sum(not f.explained for f in findings)
+    if as_json:
+        click.echo(report(findings))
+    elif not findings:
+        click.echo("the ERP agrees with the sources")
+    else:
+        console.table(["", "difference", "key", "cause", "detail"],
+                      [("ok" if f.explained else "[red]!![/]", f.kind, f.key, f.cause, f.detail) for f in findings])
+        click.echo(f"{unexplained} unexplained, {len(findings) - unexplained} explained")
+    sys.exit(console.FINDING if unexplained else console.OK)
 
 
 @main.command()
@@ -162,7 +167,7 @@ def trace(number_or_trace: str, as_json: bool) -> None:
         click.echo(found.as_json() if found else "null")
     else:
         render(found, number_or_trace)
-    sys.exit(0 if found else 1)
+    sys.exit(console.OK if found else console.FINDING)
 
 
 @main.command()
@@ -177,7 +182,7 @@ def audit(contract_or_trace: str, as_json: bool) -> None:
         click.echo(audit_trail.as_json(rows))
     else:
         audit_trail.render(rows, contract_or_trace)
-    sys.exit(0 if rows else 1)
+    sys.exit(console.OK if rows else console.FINDING)
 
 
 @main.group()
@@ -201,8 +206,8 @@ def sources_prepare(dry_run: bool) -> None:
     try:
         statements = prepare.plan(settings)
     except psycopg.Error as exc:
-        click.echo(f"cannot read the source databases' catalogs: {str(exc).strip()}", err=True)
-        sys.exit(4)
+        click.echo(f"error: cannot read the source databases' catalogs: {console.one_line(exc)}", err=True)
+        sys.exit(console.UNREACHABLE)
     if dry_run:
         database = None
         for statement in statements:
@@ -210,10 +215,10 @@ def sources_prepare(dry_run: bool) -> None:
                 database = statement.database
                 click.echo(f"\\connect {database}")
             click.echo(f"{statement.shown};")
-        sys.exit(1 if wrong else 0)
+        sys.exit(console.FINDING if wrong else console.OK)
     if wrong:
         click.echo("nothing changed: put the problems above right first", err=True)
-        sys.exit(1)
+        sys.exit(console.FINDING)
     prepare.apply(settings, statements)
     click.echo(f"{len(statements)} statements applied; capture can start (`q2c connectors apply`)")
 
@@ -227,8 +232,6 @@ def backfill(tables: tuple[str, ...], where: str | None, wait: bool, timeout: fl
     """Re-read TABLES (``crm.quote``…) through a Debezium incremental snapshot, while streaming goes
     on: for a table newly captured, or to read rows again after a fix. Idempotent: rows the sync
     already holds change nothing."""
-    from rich.console import Console
-
     from streams.operations import backfill as snapshot
 
     settings = load()
@@ -236,30 +239,26 @@ def backfill(tables: tuple[str, ...], where: str | None, wait: bool, timeout: fl
         wanted = snapshot.requests(list(tables), where)
     except snapshot.BackfillError as exc:
         raise click.UsageError(str(exc))
-    try:
-        snapshot.ensure_notification_topic(settings)
-        for request in wanted:
-            snapshot.send(settings, request)
-            click.echo(f"{request.database}: asked its connector to re-read {', '.join(request.tables)} (signal {request.id})")
-    except Exception as exc:  # noqa: BLE001 - a database or Kafka unreachable: one line, the infrastructure's code
-        click.echo(f"error: {exc}".strip(), err=True)
-        sys.exit(4)
+    snapshot.ensure_notification_topic(settings)
+    for request in wanted:
+        snapshot.send(settings, request)
+        click.echo(f"{request.database}: asked its connector to re-read {', '.join(request.tables)} (signal {request.id})")
     if not wait:
         return
-    console = Console(stderr=True)
-    with console.status("waiting for the connectors…") as shown:
+    err = console.console(stderr=True)
+    with err.status("waiting for the connectors…") as shown:
         def progress(request, notification) -> None:
             line = f"{request.database}: {notification.describe()}"
             shown.update(line)
             if notification.kind == "TABLE_SCAN_COMPLETED":
-                console.print(line)
+                err.print(line)
         outcomes = snapshot.follow(settings, wanted, timeout, progress)
     for outcome in outcomes:
         read = ", ".join(f"{table} {rows} rows" for table, rows in outcome.rows.items())
         click.echo(f"{outcome.request.database}: {outcome.finished or 'unfinished'}" + (f" ({read})" if read else ""))
         for problem in outcome.problems:
             click.echo(f"  problem: {problem}", err=True)
-    sys.exit(0 if all(o.succeeded for o in outcomes) else 1)
+    sys.exit(console.OK if all(o.succeeded for o in outcomes) else console.FINDING)
 
 
 @main.group()
@@ -281,12 +280,8 @@ def connectors_apply(wait: bool) -> None:
         if wait:
             api.wait_running(url, [a.name for a in applied])
             click.echo("every connector and task running")
-    except api.ConnectorError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(3)
     except httpx_error() as exc:
-        click.echo(f"Kafka Connect at {url} unreachable: {exc}", err=True)
-        sys.exit(4)
+        raise Unreachable(f"Kafka Connect at {url} unreachable: {exc}") from exc
 
 
 @connectors.command("status")
@@ -301,24 +296,22 @@ def connectors_status(as_json: bool) -> None:
     try:
         found = api.states(url)
     except httpx_error() as exc:
-        click.echo(f"Kafka Connect at {url} unreachable: {exc}", err=True)
-        sys.exit(4)
+        raise Unreachable(f"Kafka Connect at {url} unreachable: {exc}") from exc
     if as_json:
         click.echo(json.dumps([dataclasses.asdict(s) | {"running": s.running} for s in found]))
+    elif not found:
+        click.echo("no connectors")
     else:
-        for state in found:
-            click.echo(f"{state.name:<16} {state.state}")
-            for task_id, task_state, trace in state.tasks:
-                click.echo(f"  task {task_id:<3} {task_state} {trace}".rstrip())
-        if not found:
-            click.echo("no connectors")
-    sys.exit(0 if found and all(s.running for s in found) else 1)
+        console.table(["connector", "task", "state", "trace"],
+                      [row for state in found for row in (
+                          (state.name, "", state.state, ""), *(("", task_id, task_state, trace) for task_id, task_state, trace in state.tasks))])
+    sys.exit(console.OK if found and all(s.running for s in found) else console.FINDING)
 
 
 def httpx_error():
     import httpx
 
-    return httpx.HTTPError
+    return httpx.TransportError
 
 
 @main.group()
@@ -338,9 +331,10 @@ def dlq_list(as_json: bool) -> None:
         return
     if not letters:
         click.echo("no dead letters")
-    for d in letters:
-        replayed = f"  replayed {d.replayed_at}" if d.replayed_at else ""
-        click.echo(f"{d.id:<10} {d.reason:<18} {d.source_topic}:{d.source_partition}:{d.source_offset}  {d.error[:100]}{replayed}")
+        return
+    console.table(["id", "reason", "from", "error", "replayed"],
+                  [(d.id, d.reason, f"{d.source_topic}:{d.source_partition}:{d.source_offset}", d.error[:200], d.replayed_at)
+                   for d in letters])
 
 
 @dlq.command("show")
@@ -355,7 +349,7 @@ def dlq_show(letter_id: str, as_json: bool) -> None:
     letter = deadletters.find(load(), letter_id)
     if letter is None:
         click.echo(f"no dead letter {letter_id}", err=True)
-        sys.exit(1)
+        sys.exit(console.FINDING)
     if as_json:
         click.echo(json.dumps(dataclasses.asdict(letter)))
     else:
@@ -379,10 +373,9 @@ def dlq_replay(letter_id: str | None, replay_all: bool, as_json: bool) -> None:
         chosen = [d for d in letters if d.id == letter_id]
         if not chosen:
             click.echo(f"no dead letter {letter_id}", err=True)
-            sys.exit(1)
+            sys.exit(console.FINDING)
     else:
-        click.echo("name a dead letter ID or --all", err=True)
-        sys.exit(2)
+        raise click.UsageError("name a dead letter ID or --all")
     done = deadletters.replay(settings, chosen)
     click.echo(json.dumps({"replayed": done}) if as_json else f"replayed {len(done)}: {' '.join(done)}")
 

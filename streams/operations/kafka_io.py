@@ -5,10 +5,11 @@ import time
 import uuid
 from typing import Iterator
 
-from confluent_kafka import Consumer, Message, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Message, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streams.config import Settings
+from streams.errors import Unreachable
 
 
 def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float = 2.0,
@@ -16,9 +17,12 @@ def read_all(settings: Settings, topic: str, follow: bool = False, idle_s: float
     """Every message of ``topic`` from the start (a throw-away group: nothing is committed); with
     ``follow``, new ones as they come, until the ``time.monotonic()`` deadline ``until`` if given."""
     consumer = Consumer({**settings.kafka_client_config(), "group.id": f"q2c-reader-{uuid.uuid4()}",
-                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 3})
+                         "enable.auto.commit": False, "auto.offset.reset": "earliest", "log_level": 0})
     try:
-        metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        try:
+            metadata = consumer.list_topics(topic, timeout=10).topics.get(topic)
+        except KafkaException as exc:
+            raise Unreachable(f"Kafka at {settings.bootstrap} unreachable: {exc.args[0].str()}") from exc
         if metadata is None or metadata.error is not None:
             return
         partitions = [TopicPartition(topic, p, 0) for p in metadata.partitions]

@@ -113,10 +113,10 @@ class WarehouseFigures:
 
 CYCLE_STAGES = {  # stage -> its column in dw.quote_to_cash_cycle, in seconds
     "project": "extract(epoch from approval_to_project)",
-    "first_time": "days_to_first_time * 86400",
+    "first_time": "days_to_first_time * 86400.0",  # numeric: days as int4 times 86400 overflow past 68 years
     "first_event": "extract(epoch from approval_to_first_event)",
-    "first_invoice": "days_to_first_invoice * 86400",
-    "first_payment": "days_to_first_payment * 86400",
+    "first_invoice": "days_to_first_invoice * 86400.0",
+    "first_payment": "days_to_first_payment * 86400.0",
 }
 
 

@@ -185,14 +185,8 @@ def reconcile(settings: Settings) -> list[Finding]:
     return findings
 
 
-def report(findings: list[Finding], as_json: bool) -> str:
+def report(findings: list[Finding]) -> str:
+    """The findings as JSON, with how many are explained and how many not."""
     unexplained = [f for f in findings if not f.explained]
-    if as_json:
-        return json.dumps({"unexplained": len(unexplained), "explained": len(findings) - len(unexplained),
-                           "findings": [asdict(f) for f in findings]}, default=lambda v: str(v) if isinstance(v, Decimal) else v)
-    if not findings:
-        return "the ERP agrees with the sources"
-    lines = [f"{'ok ' if f.explained else '!! '}{f.kind:<30} {f.key:<40} {f.cause}{' (' + f.detail + ')' if f.detail else ''}"
-             for f in findings]
-    lines.append(f"{len(unexplained)} unexplained, {len(findings) - len(unexplained)} explained")
-    return "\n".join(lines)
+    return json.dumps({"unexplained": len(unexplained), "explained": len(findings) - len(unexplained),
+                       "findings": [asdict(f) for f in findings]}, default=lambda v: str(v) if isinstance(v, Decimal) else v)

@@ -64,6 +64,9 @@ def test_every_file_it_mounts_or_builds_from_is_in_the_project(compose):
                         assert (context / source).exists(), f"{dockerfile.name} copies {source}, which is missing"
     rules = yaml.safe_load((ROOT / "deploy/prometheus/prometheus.yml").read_text())["rule_files"]
     assert all((ROOT / "deploy/prometheus" / rule).exists() for rule in rules)
+    checked = subprocess.run(["promtool", "check", "config", str(ROOT / "deploy/prometheus/prometheus.yml")],
+                             capture_output=True, text=True)
+    assert checked.returncode == 0, checked.stdout + checked.stderr  # its rules too
 
 
 def test_images_are_pinned_to_what_the_embedded_stack_runs(compose):

@@ -2,13 +2,11 @@
 the CRM is recorded with before, after, source position and trace id, in the warehouse database's
 own ``audit`` schema; a write that changes nothing records nothing; ``q2c audit`` shows it."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 from streams.rules.ids import trace_id
+from tests.commands import q2c
 from tests.sources import erp_rows_without_their_record, eventually, settle
 
 pytestmark = pytest.mark.stack
@@ -51,15 +49,12 @@ def test_every_write_is_recorded_with_its_change_and_cause(stack, firm, psa, ids
     assert len(audit_rows(firm, number)) == count
     assert erp_rows_without_their_record(firm, [number]) == []
 
-    shown = subprocess.run([sys.executable, "-m", "streams.cli", "audit", number, "--json"], capture_output=True,
-                           text=True, env=os.environ.copy())
+    shown = q2c("audit", number, "--json")
     assert shown.returncode == 0, shown.stderr
     records = json.loads(shown.stdout)
     assert len(records) == count and records[0]["table_name"] == "erp_inbound.contract"
     assert next(r for r in records if r["before_row"])["changes"]["status"] == ["planned", "eligible"]
-    by_trace = subprocess.run([sys.executable, "-m", "streams.cli", "audit", trace_id(number)], capture_output=True,
-                              text=True, env={**os.environ, "COLUMNS": "200"})
+    by_trace = q2c("audit", trace_id(number))
     assert by_trace.returncode == 0 and "erp_inbound.billing_event" in by_trace.stdout and "psa.project" in by_trace.stdout
-    nothing = subprocess.run([sys.executable, "-m", "streams.cli", "audit", "Q-NOTHING"], capture_output=True, text=True,
-                             env=os.environ.copy())
+    nothing = q2c("audit", "Q-NOTHING")
     assert nothing.returncode == 1 and "no audit records" in nothing.stdout

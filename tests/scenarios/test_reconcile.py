@@ -1,12 +1,10 @@
 """`q2c reconcile` finds every difference between the sources and the ERP, with its cause."""
 import json
-import os
-import subprocess
-import sys
 from decimal import Decimal as D
 
 import pytest
 
+from tests.commands import q2c
 from tests.scenarios.test_billing import billing_queue, cancelled_engagement
 from tests.sources import eventually
 
@@ -14,8 +12,7 @@ pytestmark = pytest.mark.stack
 
 
 def reconcile() -> tuple[int, dict]:
-    result = subprocess.run([sys.executable, "-m", "streams.cli", "reconcile", "--json"], capture_output=True, text=True,
-                            env=os.environ.copy(), timeout=300)
+    result = q2c("reconcile", "--json", timeout=300)
     return result.returncode, json.loads(result.stdout)
 
 

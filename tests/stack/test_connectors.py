@@ -20,7 +20,10 @@ def test_apply_is_idempotent_and_status_shows_every_task_running(stack):
     assert set(found) == {"q2c-crm", "q2c-psa", "q2c-finance"}
     assert all(s["running"] and s["tasks"] for s in found.values())
     shown = q2c("connectors", "status")
-    assert "q2c-psa" in shown.stdout and "task 0" in shown.stdout and "RUNNING" in shown.stdout
+    rows = [line.split() for line in shown.stdout.splitlines()]
+    assert rows[0] == ["connector", "task", "state", "trace"]
+    psa_row = rows.index(["q2c-psa", "RUNNING"])
+    assert rows[psa_row + 1] == ["0", "RUNNING"]  # its task, beneath it
 
 
 def test_an_unreachable_connect_is_one_clear_line():

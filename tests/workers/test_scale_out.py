@@ -10,7 +10,6 @@ same deterministic rows. The two first catch up with every change the suite wrot
 import threading
 import time
 
-import psycopg
 import pytest
 
 from streams.agents.topics import BY_ENGAGEMENT, source_topics
