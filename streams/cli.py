@@ -26,8 +26,13 @@ def up(no_worker: bool) -> None:
 
     settings = load()
     click.echo(f"starting the embedded stack under {settings.home_dir}")
+    hints = {"jars": "Kafka, Connect and Debezium from Maven Central (minutes, the first time only)",
+             "postgres": "PostgreSQL, the firm's databases and the sync's roles",
+             "connect": "Kafka Connect and the Debezium connectors (their first snapshot)"}
     try:
-        Stack(settings).up(say=click.echo, with_worker=not no_worker)
+        with console.console(stderr=True).status("starting…") as shown:
+            Stack(settings).up(say=click.echo, with_worker=not no_worker,
+                               starting=lambda label: shown.update(f"{label}: {hints.get(label, 'starting')}…"))
     except StackError as exc:  # what failed, and the end of its log: more than one line is useful here
         click.echo(f"error: {exc}", err=True)
         sys.exit(console.REFUSED)
@@ -102,15 +107,33 @@ def consume(topic: str, follow: bool, limit: int | None) -> None:
 
 @main.command()
 @click.option("--yes", is_flag=True, help="confirm: the worker restarts and re-reads every change")
-def replay(yes: bool) -> None:
+@click.option("--follow/--no-follow", default=True, help="show its progress until it is done")
+def replay(yes: bool, follow: bool) -> None:
     """Re-process every retained change event from the start (sinks end exactly as before)."""
-    from streams.operations.replay import replay_everything
+    import time
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from streams.operations.replay import progress, replay_everything
     from streams.stack.manager import Stack
 
     if not yes:
         raise click.UsageError("replay re-processes every retained change from the start; run again with --yes")
-    replay_everything(Stack(load()), say=click.echo)
-    click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
+    settings = load()
+    replay_everything(Stack(settings), say=click.echo)
+    if not follow:
+        click.echo("replay started; `q2c status` shows the worker, its lag is on /metrics")
+        return
+    columns = (TextColumn("re-reading changes"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console.console(stderr=True)) as bar:
+        task = bar.add_task("replay", total=None)
+        while True:
+            done, total, finished = progress(settings)
+            if finished:
+                break
+            bar.update(task, completed=done, total=total)
+            time.sleep(1)
+    click.echo("replay done: every change re-read and every engagement derived again")
 
 
 @main.group()

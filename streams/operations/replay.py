@@ -68,3 +68,15 @@ def replay_everything(stack: Stack, say=print) -> None:
     shutil.rmtree(settings.home_dir / "faust", ignore_errors=True)  # local table state; the ledger restores from its changelog
     say("state deleted; starting the worker to re-process from the first retained change")
     stack.worker.start()
+
+
+def progress(settings) -> tuple[int, int, bool]:
+    """A replay under way: (changes re-read, changes to re-read, finished). The worker deletes
+    ``run/replay-target.json`` once it has re-read up to it and derived everything again."""
+    target = settings.run_dir / "replay-target.json"
+    try:
+        ends = {(t["topic"], t["partition"]): t["end"] for t in json.loads(target.read_text())}
+    except FileNotFoundError:
+        return 0, 0, True
+    at = committed_offsets(settings, list(ends))
+    return sum(min(at.get(tp, 0), end) for tp, end in ends.items()), sum(ends.values()), False

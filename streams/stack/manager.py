@@ -35,12 +35,14 @@ class Stack:
     def parts(self):
         return [self.postgres, self.kafka, self.connect, self.worker, self.prometheus]
 
-    def up(self, say=print, with_worker: bool = True) -> dict[str, float]:
-        """Start every part and return once each is healthy; returns seconds per part."""
+    def up(self, say=print, with_worker: bool = True, starting=lambda label: None) -> dict[str, float]:
+        """Start every part and return once each is healthy; returns seconds per part.
+        ``starting(label)`` is told of each part before it starts (a progress display)."""
         timings: dict[str, float] = {}
         self.s.home_dir.mkdir(parents=True, exist_ok=True)
 
         def step(label, fn):
+            starting(label)
             t0 = time.monotonic()
             fn()
             timings[label] = round(time.monotonic() - t0, 1)
