@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jdk-headless maven docker-compose chromium
 
-.PHONY: run test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
+.PHONY: run demo test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -19,6 +19,13 @@ run: install
 	@echo "Where to look (also: $(BIN)/q2c env):"
 	@$(BIN)/q2c env | sed 's/^export /  /; s/:[^:@/]*@/:***@/'
 	@echo "Logs: $${Q2C_HOME:-.q2c}/logs   Stop: make stop"
+	@echo
+	@echo "See it work: make demo (a simulated firm at work on the sources; the ERP fills within a minute;"
+	@echo "Ctrl-C stops it), then open the status page above or run $(BIN)/q2c trace Q-D<number>"
+
+# A firm in a box on the running stack (q2c demo --help: size, rate, seed, days).
+demo: python
+	$(BIN)/q2c demo $(DEMO_ARGS)
 
 test: install
 	$(BIN)/pytest -ra

@@ -284,6 +284,42 @@ def backfill(tables: tuple[str, ...], where: str | None, wait: bool, timeout: fl
     sys.exit(console.OK if all(o.succeeded for o in outcomes) else console.FINDING)
 
 
+@main.command()
+@click.option("--size", type=click.IntRange(1, 10_000), default=12, show_default=True, help="client accounts (people: three each)")
+@click.option("--rate", type=click.FloatRange(0.1), default=25.0, show_default=True, help="changes a second, at most")
+@click.option("--seed", type=int, default=None, help="the same seed makes the same firm (default: a new one, printed)")
+@click.option("--days", type=click.IntRange(1), default=None, help="simulated days to run (default: until Ctrl-C)")
+@click.option("--start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="the first simulated day (default: today)")
+@click.option("--day-seconds", type=click.FloatRange(0), default=2.0, show_default=True,
+              help="a simulated day lasts this long at least (the sync's projects and billing queue come meanwhile)")
+def demo(size: int, rate: float, seed: int | None, days: int | None, start, day_seconds: float) -> None:
+    """A firm in a box: simulated sales, delivery and finance people at work on the source
+    databases (quotes of all four models and change orders, staffing, daily time and expenses
+    through approval, milestones accepted, fiscal periods opened, invoices and receipts), while
+    the sync fills the ERP. Ctrl-C stops it cleanly, between two changes."""
+    import random
+    import signal
+    from datetime import date
+
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from streams.demo.run import run
+
+    settings = load()
+    seed = seed if seed is not None else random.SystemRandom().randrange(1_000_000)
+    click.echo(f"simulating a firm of {size} clients (seed {seed}) at {rate:g} changes/s; Ctrl-C stops it")
+    interrupted = []
+    signal.signal(signal.SIGINT, lambda *_: interrupted.append(True))
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(),
+                  console=console.console(stderr=True)) as bar:
+        task = bar.add_task("setting up the firm…")
+        tally = run(settings, size, rate, seed, start.date() if start else date.today(), days, day_seconds,
+                    shown=lambda t: bar.update(task, description=t.line()), stopping=lambda: bool(interrupted))
+    made = ", ".join(f"{n} {what}" for what, n in sorted(tally.actions.items()))
+    click.echo(f"{'stopped' if interrupted else 'done'} after {tally.days} simulated days: {made}")
+    click.echo("ERP: " + ", ".join(f"{n} {what}" for what, n in tally.erp.items()))
+
+
 @main.group()
 def connectors() -> None:
     """The Debezium connectors of connect/ on Kafka Connect (Q2C_CONNECT_REST_URL, or the embedded stack's)."""

@@ -1,0 +1,1 @@
+"""A firm in a box: ``q2c demo``."""
