@@ -85,6 +85,32 @@ def env() -> None:
         click.echo(f"export {key}='{value}'")
 
 
+@main.command("settings")
+@click.option("--markdown", is_flag=True, help="the reference of every setting (docs/configuration.md)")
+def settings_command(markdown: bool) -> None:
+    """Every setting (Q2C_*) in effect here, with its default; secrets masked."""
+    import re
+
+    from pydantic import SecretStr
+
+    from streams.config import SECTIONS, Settings, reference
+
+    if markdown:
+        click.echo(reference(), nl=False)
+        return
+    current = load()
+    rows = []
+    for names in SECTIONS.values():
+        for name in names:
+            value, field = getattr(current, name), Settings.model_fields[name]
+            shown = "********" if isinstance(value, SecretStr) else value
+            if isinstance(shown, str):  # a DSN's password
+                shown = re.sub(r"(://[^:/@]+):[^@]*@", r"\1:********@", shown)
+            default = "(generated)" if field.default_factory else field.default
+            rows.append((f"Q2C_{name.upper()}", "" if shown is None else shown, "" if default is None else default))
+    console.table(["variable", "in effect", "default"], rows)
+
+
 @main.command()
 def worker() -> None:
     """Run the Faust worker in the foreground."""

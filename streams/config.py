@@ -24,79 +24,87 @@ ALL_DATABASES = (*SOURCE_DATABASES, "erp", "warehouse")
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="Q2C_", extra="ignore")
 
-    home: Path = Field(default_factory=_default_home, description="where the embedded stack keeps its data")
-    host: str = "127.0.0.1"
-    pg_port: int = 25432
-    kafka_port: int = 29092
-    controller_port: int = 29093
-    connect_port: int = 28083
-    # the Prometheus JMX exporter agents of the embedded Kafka and Connect (deploy/jmx/)
-    kafka_jmx_port: int = 29094
-    connect_jmx_port: int = 28084
-    metrics_port: int = 28000
-    # The address the worker's own HTTP server (/metrics, /health, /status) listens on: loopback
-    # unless set (a container sets 0.0.0.0 for a Prometheus beside it). It serves no table
-    # contents: Faust's web server, whose /table/ views answer with source rows, is not started.
-    bind: str = "127.0.0.1"
-    # Names a worker among several on one host (its Faust datadir, its static group membership).
-    worker_web_port: int = 26066
-    prometheus_port: int = 29090
-    # Extra flags of the embedded stack's JVMs (Kafka, Connect). C1 only: on a small machine the
-    # C2 compiler took a quarter of Connect's CPU in a fresh stack's first minutes (JFR), and with
-    # C1 only Debezium captured a 100,700-row backlog at 6,459 rows/s against 4,326, with 189
-    # against 288 µs of Connect CPU a row and 50 against 139 of Kafka's. "" for the JVM's defaults.
-    jvm_flags: str = "-XX:TieredStopAtLevel=1"
-    pg_superuser: str = "q2c"
-    pg_password: SecretStr | None = None
-    # the passwords `q2c sources prepare` gives the capture and the sync roles (unset: the
-    # embedded stack's generated ones, under $Q2C_HOME/secrets)
-    capture_password: SecretStr | None = None
-    sync_password: SecretStr | None = None
-    # Per-database DSNs for deployments where the databases live apart (docker-compose, production);
-    # unset, every database is on the embedded stack's PostgreSQL.
-    crm_dsn: str | None = None
-    psa_dsn: str | None = None
-    finance_dsn: str | None = None
-    erp_dsn: str | None = None
-    warehouse_dsn: str | None = None
-    kafka_bootstrap: str | None = None
-    connect_rest_url: str | None = None  # Kafka Connect's REST API where it is not the embedded stack's
-    # Kafka client security, passed through to every client the sync makes (see docs/security.md).
-    kafka_security_protocol: str = "PLAINTEXT"
-    kafka_sasl_mechanism: str | None = None
-    kafka_sasl_username: str | None = None
-    kafka_sasl_password: SecretStr | None = None
-    kafka_ssl_cafile: str | None = None
-    # A Confluent-compatible schema registry (Confluent, Apicurio's /apis/ccompat/v7, Karapace):
-    # set, canonical events are written in Confluent's wire format; unset, in Avro single-object
-    # encoding with schemas/ as the registry. Either is read whatever is set.
-    schema_registry_url: str | None = None
-    schema_registry_basic_auth: SecretStr | None = None  # "user:password"
-    schema_registry_ca_file: str | None = None
-    schema_registry_auto_register: bool = True
-    topic_partitions: int = 1
-    # Where the worker's tables live: on local disk (RocksDB, kept across restarts: a restarted
-    # worker reads only its changelogs' tail), or "memory" (rebuilt from the changelogs on start).
-    table_store: str = "rocksdb"
-    # On RocksDB the mirror and the ledger read rows on demand: how many decoded rows each keeps
-    # in memory (the most recently used).
-    state_cache_rows: int = 20_000
-    # Scaling out (docs/design.md, "Scaling"): 0 derives every engagement on the worker reading the
-    # source topics; N > 0 routes each engagement to one of N partitions of the topic
-    # q2c.changes.by-engagement, which every worker started with the same app_id shares.
-    engagement_partitions: int = 0
-    app_id: str = "q2c-sync"  # the Faust app: consumer group and table changelog names
-    # events a batch takes at most (and the warehouse loader's): a source transaction that spans
-    # two batches is held, persisted and forgotten again, so bulk loads of large transactions
-    # gain from room for them (2,000-row transactions: 3,657 / 3,708 changes/s at 2,000, 3,948 /
-    # 4,110 at 5,000); live, a batch is what ``batch_within_s`` gathers
-    batch_size: int = 5000
-    # how long a source transaction is held waiting for all its changes before it is applied as it is
-    transaction_wait_s: float = 120.0
-    # how long a batch waits to fill before it is processed as it is: a change's latency when it comes alone
-    batch_within_s: float = 0.05
-    # how long the group waits for a worker that stopped answering before its partitions go to another
-    session_timeout_s: float = 20.0
+    # --- where the embedded stack lives and listens -------------------------------------------
+    home: Path = Field(default_factory=_default_home, description=(
+        "Where the embedded stack keeps its data, logs, PID files and generated secrets; the worker its"
+        " RocksDB tables. Default: `.q2c` at the top of a checkout, else in the folder it is run from."))
+    host: str = Field("127.0.0.1", description="The address the embedded stack's parts listen on and are reached at.")
+    pg_port: int = Field(25432, description="The embedded PostgreSQL's port.")
+    kafka_port: int = Field(29092, description="The embedded Kafka broker's port.")
+    controller_port: int = Field(29093, description="The embedded Kafka's KRaft controller port.")
+    connect_port: int = Field(28083, description="The embedded Kafka Connect's REST port.")
+    kafka_jmx_port: int = Field(29094, description="The embedded Kafka's Prometheus JMX exporter agent (deploy/jmx/).")
+    connect_jmx_port: int = Field(28084, description="The embedded Connect's (and Debezium's) Prometheus JMX exporter agent.")
+    metrics_port: int = Field(28000, description="The worker's HTTP server: `/metrics`, `/health`, `/status`.")
+    bind: str = Field("127.0.0.1", description=(
+        "The address the worker's HTTP server listens on: loopback unless set (a container sets 0.0.0.0 for a"
+        " Prometheus beside it). It serves no table contents: Faust's web server is not started."))
+    worker_web_port: int = Field(26066, description=(
+        "Names a worker among several on one host: its Faust data directory and its static group membership."))
+    prometheus_port: int = Field(29090, description="The embedded Prometheus's port.")
+    # C1 only: on a small machine the C2 compiler took a quarter of Connect's CPU in a fresh stack's
+    # first minutes (JFR); with C1 only Debezium captured a 100,700-row backlog at 6,459 rows/s
+    # against 4,326, with 189 against 288 µs of Connect CPU a row and 50 against 139 of Kafka's.
+    jvm_flags: str = Field("-XX:TieredStopAtLevel=1", description=(
+        "Extra flags of the embedded stack's JVMs (Kafka, Connect); empty for the JVM's defaults."))
+    # --- PostgreSQL: the firm's databases and the sync's roles ----------------------------------
+    pg_superuser: str = Field("q2c", description="The embedded cluster's owner (the firm's users in tests and the demo).")
+    pg_password: SecretStr | None = Field(None, description=(
+        "The cluster owner's password; unset, the one generated under `$Q2C_HOME/secrets`."))
+    capture_password: SecretStr | None = Field(None, description=(
+        "The password `q2c sources prepare` gives the capture role `q2c_capture` (Debezium); unset, the"
+        " embedded stack's generated one."))
+    sync_password: SecretStr | None = Field(None, description=(
+        "The password `q2c sources prepare` gives the sync's role `q2c_sync` (the worker); unset, the"
+        " embedded stack's generated one."))
+    crm_dsn: str | None = Field(None, description=(
+        "The CRM database where it is not the embedded stack's (docker-compose, production): `postgresql://…`."
+        " The worker's connects as `q2c_sync`; `q2c sources prepare`'s as the database's owner."))
+    psa_dsn: str | None = Field(None, description="The PSA database, likewise.")
+    finance_dsn: str | None = Field(None, description="The legacy finance database, likewise.")
+    erp_dsn: str | None = Field(None, description="The ERP's inbound interface database, likewise.")
+    warehouse_dsn: str | None = Field(None, description="The warehouse database (schemas `dw` and `audit`), likewise.")
+    # --- Kafka, Connect and the schema registry -------------------------------------------------
+    kafka_bootstrap: str | None = Field(None, description="Kafka's bootstrap servers where it is not the embedded broker.")
+    connect_rest_url: str | None = Field(None, description=(
+        "Kafka Connect's REST API where it is not the embedded one (connector states on `/metrics` and"
+        " `/status`, `q2c connectors`)."))
+    kafka_security_protocol: str = Field("PLAINTEXT", description=(
+        "Every Kafka client's security protocol: PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL."))
+    kafka_sasl_mechanism: str | None = Field(None, description="SASL mechanism: PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.")
+    kafka_sasl_username: str | None = Field(None, description="SASL user name.")
+    kafka_sasl_password: SecretStr | None = Field(None, description="SASL password.")
+    kafka_ssl_cafile: str | None = Field(None, description="The CA file that signs the brokers' certificates.")
+    schema_registry_url: str | None = Field(None, description=(
+        "A Confluent-compatible schema registry (Confluent, Apicurio's `/apis/ccompat/v7`, Karapace): set,"
+        " canonical events are written in Confluent's wire format; unset, in Avro single-object encoding"
+        " with `schemas/` as the registry. Either is read whatever is set."))
+    schema_registry_basic_auth: SecretStr | None = Field(None, description="The registry's basic auth, `user:password`.")
+    schema_registry_ca_file: str | None = Field(None, description="The CA file that signs the registry's certificate.")
+    schema_registry_auto_register: bool = Field(True, description=(
+        "Register a canonical schema on first use; false where the registry is managed (`q2c schemas register`)."))
+    topic_partitions: int = Field(1, description="Partitions of the topics the worker creates (source, canonical, dead letters).")
+    # --- the worker -----------------------------------------------------------------------------
+    table_store: str = Field("rocksdb", description=(
+        "Where the worker's tables live: `rocksdb` (local disk, kept across restarts: a restarted worker"
+        " reads only its changelogs' tail) or `memory` (rebuilt from the changelogs on every start)."))
+    state_cache_rows: int = Field(20_000, description=(
+        "On RocksDB the mirror and the ledger read rows on demand: how many decoded rows each keeps in memory."))
+    engagement_partitions: int = Field(0, description=(
+        "Scaling out (docs/design.md, Scaling): 0 derives every engagement on the worker that reads the"
+        " source topics; N > 0 routes each engagement to one of N partitions of q2c.changes.by-engagement,"
+        " shared by every worker of the same app id. Fixed once engagements are routed."))
+    app_id: str = Field("q2c-sync", description="The Faust app: its consumer group and its tables' changelog topics.")
+    # 2,000-row source transactions caught up at 3,657 / 3,708 changes/s with 2,000, 3,948 / 4,110 with 5,000
+    batch_size: int = Field(5000, description=(
+        "Change events a batch takes at most (and the warehouse loader's): a source transaction that"
+        " spans two batches is held and persisted meanwhile. Live, a batch is what `batch_within_s` gathers."))
+    transaction_wait_s: float = Field(120.0, description=(
+        "How long a source transaction is held waiting for all its changes before it is applied as it is."))
+    batch_within_s: float = Field(0.05, description=(
+        "How long a batch waits to fill before it is processed: a change's latency when it comes alone."))
+    session_timeout_s: float = Field(20.0, description=(
+        "How long the group waits for a worker that stopped answering before its partitions go to another."))
 
     @cached_property
     def home_dir(self) -> Path:
@@ -192,3 +200,48 @@ def faust_credentials(settings: Settings):
 
 def load() -> Settings:
     return Settings()
+
+
+SECTIONS = {  # the headings of docs/configuration.md, and the settings under each
+    "Where the embedded stack lives and listens": (
+        "home", "host", "pg_port", "kafka_port", "controller_port", "connect_port", "kafka_jmx_port", "connect_jmx_port",
+        "metrics_port", "bind", "worker_web_port", "prometheus_port", "jvm_flags"),
+    "PostgreSQL: the firm's databases and the sync's roles": (
+        "pg_superuser", "pg_password", "capture_password", "sync_password", "crm_dsn", "psa_dsn", "finance_dsn", "erp_dsn",
+        "warehouse_dsn"),
+    "Kafka, Connect and the schema registry": (
+        "kafka_bootstrap", "connect_rest_url", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",
+        "kafka_sasl_password", "kafka_ssl_cafile", "schema_registry_url", "schema_registry_basic_auth",
+        "schema_registry_ca_file", "schema_registry_auto_register", "topic_partitions"),
+    "The worker": (
+        "table_store", "state_cache_rows", "engagement_partitions", "app_id", "batch_size", "transaction_wait_s",
+        "batch_within_s", "session_timeout_s"),
+}
+
+
+def reference() -> str:
+    """docs/configuration.md: every setting, its type, default and meaning (``q2c settings --markdown``)."""
+    def kind(annotation) -> str:
+        text = str(annotation).replace("pydantic.types.", "")
+        return {"SecretStr | None": "secret", "str | None": "str"}.get(text) or getattr(annotation, "__name__", text).lower()
+
+    out = ["# Configuration", "",
+           "Every setting comes from the environment, prefix `Q2C_`: `home` is `Q2C_HOME`. Unset, a setting has",
+           "its default; a secret is never printed (`q2c settings` shows what is in effect, secrets masked).",
+           "This file is generated from `streams/config.py` (`q2c settings --markdown > docs/configuration.md`);",
+           "a test fails when it is out of date.", ""]
+    for heading, names in SECTIONS.items():
+        out += [f"## {heading}", "", "| variable | type | default | meaning |", "|---|---|---|---|"]
+        for name in names:
+            field = Settings.model_fields[name]
+            default = "(generated)" if field.default_factory else ("(unset)" if field.default is None else f"`{field.default}`")
+            out.append(f"| `Q2C_{name.upper()}` | {kind(field.annotation)} | {default} | {field.description} |")
+        out.append("")
+    out += ["## Read by the command and the tests, not settings", "",
+            "| variable | meaning |", "|---|---|",
+            "| `Q2C_DEBUG` | set: a command that fails prints its traceback as well as its one line |",
+            "| `Q2C_TEST_PORT_OFFSET` | moves the test stack's ports, to run the suite beside another stack |",
+            "| `Q2C_TEST_HOME` | where the test stack lives (default: a new temporary folder) |",
+            "| `Q2C_FAULT_ENGAGEMENTS`, `Q2C_FAULT_ENTRIES`, `Q2C_FAULT_ERP_DOWN_S` | the fault tests' load (`make chaos` raises them) |",
+            "| `Q2C_STACK_*` | printed by `q2c env` for a person's shell; no setting reads them |", ""]
+    return "\n".join(out)
