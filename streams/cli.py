@@ -173,7 +173,10 @@ def schemas_register() -> None:
     the subject ``<topic>-value``; the registry refuses a version that breaks compatibility."""
     from streams.canonical.wire import CanonicalWire
 
-    ids = CanonicalWire.from_settings(load()).register_all()
+    settings = load()
+    if not settings.schema_registry_url:
+        raise click.UsageError("no schema registry is configured (Q2C_SCHEMA_REGISTRY_URL)")
+    ids = CanonicalWire.from_settings(settings).register_all()
     for subject, schema_id in ids.items():
         click.echo(f"{subject}\t{schema_id}")
 

@@ -41,6 +41,10 @@ def exit_code(exc: BaseException) -> int:
         transport = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
                      KafkaError._RESOLVE, KafkaError.BROKER_NOT_AVAILABLE}
         return UNREACHABLE if error is None or error.code() in transport else REFUSED
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
+
+    if isinstance(exc, SchemaRegistryError):  # an HTTP answer: incompatible, unauthorised, ...
+        return REFUSED
     if isinstance(exc, (Refused, ConnectorError, StackError, httpx.HTTPStatusError)):
         return REFUSED
     return UNEXPECTED

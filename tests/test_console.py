@@ -5,6 +5,7 @@ import httpx
 import psycopg
 from click.testing import CliRunner
 from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streams import console
 from streams.connectors import ConnectorError
@@ -17,6 +18,7 @@ def test_each_kind_of_failure_has_its_code():
     assert console.exit_code(KafkaException(KafkaError(KafkaError._TRANSPORT))) == console.UNREACHABLE
     assert console.exit_code(KafkaException(KafkaError(KafkaError.TOPIC_AUTHORIZATION_FAILED))) == console.REFUSED
     assert console.exit_code(ConnectorError("task 0 failed")) == console.REFUSED
+    assert console.exit_code(SchemaRegistryError(409, 409, "incompatible schema")) == console.REFUSED
     assert console.exit_code(KeyError("x")) == console.UNEXPECTED
 
 

@@ -51,9 +51,28 @@ def require_free_port(part: str, host: str, port: int) -> None:
         time.sleep(0.25)
     if not port_is_free(host, port):
         raise StackError(
-            f"{part}: port {host}:{port} is already taken; stop what uses it or choose another "
-            f"port (see `q2c env` for the Q2C_*_PORT settings)"
+            f"{part}: port {host}:{port} is already taken{_holder(port)}; stop what uses it or choose another "
+            f"port (see `q2c settings` for the Q2C_*_PORT settings)"
         )
+
+
+def _holder(port: int) -> str:
+    """Who holds ``port``, in words (" by pid 12 (java), listening"), as far as this user may see."""
+    try:
+        held = [c for c in psutil.net_connections(kind="inet") if c.laddr and c.laddr.port == port]
+    except (psutil.AccessDenied, OSError):
+        return ""
+    if not held:
+        return ""
+    held.sort(key=lambda c: (c.status != psutil.CONN_LISTEN, c.pid is None))
+    parts = []
+    for conn in held[:3]:
+        try:
+            who = f"pid {conn.pid} ({psutil.Process(conn.pid).name()})" if conn.pid else "no process (closing)"
+        except psutil.Error:
+            who = f"pid {conn.pid} (gone)"
+        parts.append(f"{who}, {conn.status.lower()}")
+    return " by " + "; ".join(parts)
 
 
 def pid_of(pidfile: Path) -> int | None:
@@ -66,7 +85,9 @@ def pid_of(pidfile: Path) -> int | None:
         return None
     try:
         process = psutil.Process(pid)
-        if process.status() == psutil.STATUS_ZOMBIE:
+        # a zombie has exited, unless only its first thread has: a JVM's main thread can end
+        # while its shutdown still runs in others, its ports still open
+        if process.status() == psutil.STATUS_ZOMBIE and _threads(process) <= 1:
             return None
         if started is not None and abs(_started(process, epoch=started > EPOCH_FLOOR) - started) > START_TOLERANCE_S:
             return None  # the id was reused: another process
@@ -75,6 +96,13 @@ def pid_of(pidfile: Path) -> int | None:
     except psutil.AccessDenied:
         return pid
     return pid
+
+
+def _threads(process: psutil.Process) -> int:
+    try:
+        return process.num_threads()
+    except psutil.Error:  # a zombie's thread count may not be readable: it has exited
+        return 0
 
 
 START_TOLERANCE_S = 0.05  # a start time is counted in clock ticks (1/100 s)
@@ -131,7 +159,9 @@ def stop(pidfile: Path, timeout: float = 30.0) -> bool:
         time.sleep(0.2)
     if pid_of(pidfile) is not None:
         _signal_group(pid, signal.SIGKILL)
-        time.sleep(0.5)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and pid_of(pidfile) is not None:
+            time.sleep(0.1)
     pidfile.unlink(missing_ok=True)
     return True
 

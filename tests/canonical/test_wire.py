@@ -92,7 +92,7 @@ def test_q2c_schemas_register_needs_a_registry_and_lists_every_subject(monkeypat
 
     monkeypatch.delenv("Q2C_SCHEMA_REGISTRY_URL", raising=False)
     refused = CliRunner().invoke(main, ["schemas", "register"])
-    assert refused.exit_code == 1 and "no schema registry is configured" in refused.output
+    assert refused.exit_code == 2 and "no schema registry is configured" in refused.output  # a usage error
     monkeypatch.setenv("Q2C_SCHEMA_REGISTRY_URL", "mock://cli")
     done = CliRunner().invoke(main, ["schemas", "register"])
     assert done.exit_code == 0, done.output

@@ -3,6 +3,7 @@ names no process of ours, and a stop signals nothing; a wall clock stepped meanw
 nothing."""
 import subprocess
 import sys
+import time
 
 import psutil
 import psutil._pslinux as psutil_linux  # the embedded stack runs on Linux
@@ -71,3 +72,23 @@ def test_a_file_of_an_earlier_version_holds_a_wall_clock_start_time(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_a_process_whose_first_thread_ended_runs_until_its_last_thread_does(tmp_path):
+    """A JVM stopping: its main thread ends while its shutdown runs in others, its ports still
+    open. Linux then shows the process as a zombie; it is still running until its last thread
+    ends, and a stop waits for that (else a restart finds its ports taken)."""
+    script = tmp_path / "first_thread_ends.py"
+    script.write_text(
+        "import ctypes, os, threading, time\n"
+        "threading.Thread(target=lambda: (time.sleep(3), os._exit(0))).start()\n"
+        "time.sleep(0.2)\n"
+        "ctypes.CDLL(None).pthread_exit(None)  # the main thread ends; the other goes on\n")
+    pidfile = tmp_path / "part.pid"
+    pid = spawn([sys.executable, str(script)], pidfile, tmp_path / "part.log")
+    time.sleep(1)
+    process = psutil.Process(pid)
+    assert process.status() == psutil.STATUS_ZOMBIE and process.num_threads() == 2
+    assert pid_of(pidfile) == pid
+    time.sleep(3)
+    assert pid_of(pidfile) is None
