@@ -35,7 +35,7 @@ def test_the_firm_fills_the_erp(stack, firm):
 
 
 def test_ctrl_c_stops_it_between_two_changes():
-    demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--size", "2", "--rate", "20"],
+    demo = subprocess.Popen([sys.executable, "-m", "streams.cli", "demo", "--size", "2", "--rate", "20", "--start", "2099-11-26"],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=os.environ.copy())
     time.sleep(4)
     demo.send_signal(signal.SIGINT)
