@@ -9,7 +9,7 @@ BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 DEBS   := postgresql prometheus openjdk-17-jdk-headless maven docker-compose chromium
 
-.PHONY: run demo test stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
+.PHONY: run demo test lint stop status install system python chaos bench bench-quick bench-history bench-state bench-ab bench-tools clean
 
 run: install
 	$(BIN)/q2c up
@@ -27,8 +27,13 @@ run: install
 demo: python
 	$(BIN)/q2c demo $(DEMO_ARGS)
 
-test: install
+test: install lint
 	$(BIN)/pytest -ra
+
+# ruff (pyproject.toml: E, F, I, B, UP, SLF) and the layers' contracts (import-linter), before the tests
+lint: python
+	$(BIN)/ruff check streams tests bench
+	$(BIN)/lint-imports
 
 stop:
 	$(BIN)/q2c down

@@ -33,7 +33,7 @@ def one(args: argparse.Namespace) -> dict:
     from bench.history import _erp_events, _wait, write_history
     from bench.suite import _on_kafka, _plan, _stack
     from bench.throughput import cpu_s
-    from streams.agents.topics import source_topics
+    from streams.topics import source_topics
 
     stack = _stack(0)
     s = stack.s

@@ -19,15 +19,15 @@ import uuid
 import psycopg
 from confluent_kafka import Consumer
 
-from streams.agents.topics import source_topics
 from streams.agents.worker import GC_THRESHOLDS
 from streams.capture.envelope import Provenance, RowChange, decode
 from streams.capture.tables import all_mappings
+from streams.capture.transactions import TransactionBuffer
 from streams.config import Settings
 from streams.sinks import erp as erp_sink
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
-from streams.capture.transactions import TransactionBuffer
+from streams.topics import source_topics
 
 
 def main() -> None:

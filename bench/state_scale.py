@@ -22,13 +22,14 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench.throughput import core_changes, time_entry
 
-APPROVED = datetime(2026, 2, 2, 10, tzinfo=timezone.utc)
+APPROVED = datetime(2026, 2, 2, 10, tzinfo=UTC)
 LONG = 99_999  # the long engagement's number (short ones count from 0)
 
 
@@ -166,7 +167,8 @@ def main() -> None:
         return
     args.dir = args.dir or tempfile.mkdtemp(prefix="q2c-bench-state-")
     results = {"load": load(args)}
-    cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--engagements", str(args.engagements), "--entries", str(args.entries),
+    cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--engagements", str(args.engagements),
+           "--entries", str(args.entries),
            "--long", str(args.long), "--cache-rows", str(args.cache_rows)]
     lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
     print("\n".join(line for line in lines if not line.startswith("RESULT ")))

@@ -38,13 +38,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from bench.history import _erp_events, _wait, live, write_history
 from bench.throughput import RESULTS, cpu_s
 from tests.conftest import TEST_PORTS
 
-TARGETS = {  # issue 11's targets on the development machine
+TARGETS = {  # the speed targets, as set on the development machine
     "worker_cpu_us_per_change": ("<=", 150), "catchup_eps": (">=", 5000), "faust_vs_baseline": (">=", 0.5),
     "latency_p99_ms": ("<=", 500), "transform_eps": (">=", 50000),
 }
@@ -88,8 +88,8 @@ def _on_kafka(settings, topics: list[str]) -> int:
 def _loader_caught_up(settings) -> bool:
     """The warehouse loader has committed every canonical event: the latency is measured steady,
     not while the worker still loads the backlog into the warehouse."""
-    from streams.agents.topics import canonical_topics
-    from streams.operations.kafka_io import worker_lag
+    from streams.kafka_io import worker_lag
+    from streams.topics import canonical_topics
 
     return worker_lag(settings, canonical_topics(), f"{settings.app_id}-warehouse") == 0
 
@@ -165,7 +165,7 @@ def transform_floor(records, events: list) -> dict:
     model_s = time.perf_counter() - started
     data = []
     for event_type, model in events:
-        schema, prepared = avro._writer(event_type)
+        schema, prepared = avro.prepared_writer(event_type)
         record = dict(model.__dict__)
         for name, prepare in prepared:
             record[name] = prepare(record[name])
@@ -197,8 +197,8 @@ def _plan(args) -> list[tuple[int, int, int]]:
 
 
 def one_run(args) -> dict:
-    from streams.agents.topics import source_topics
     from streams.stack.postgres import SYSTEMS_DIR
+    from streams.topics import source_topics
     from tests.sources import database_for_sync
 
     stack = _stack(0)
@@ -302,7 +302,7 @@ def main() -> None:
         "git": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
         "dirty": bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], capture_output=True,
                                      text=True).stdout.strip()),
-        "cores": os.cpu_count(), "runs": args.runs, "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cores": os.cpu_count(), "runs": args.runs, "at": datetime.now(UTC).isoformat(timespec="seconds"),
         "backlog_changes": runs[0]["rows"], "live_rate": args.live_rate,
         "transform_eps": _median([r["transform"]["eps"] for r in runs]),
         "transform_floor_us": _median([r["transform"]["floor"]["floor_us_per_change"] for r in runs]),

@@ -13,7 +13,7 @@ import os
 import subprocess
 import tempfile
 import time
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 from tests.conftest import TEST_PORTS
@@ -112,7 +112,7 @@ def core_changes(engagements: int, entries: int, first: int = 0, tax: bool = Tru
     from streams.capture.envelope import RowChange
     from tests.state.test_processor import ROWS
 
-    approved = datetime(2026, 2, 2, 10, tzinfo=timezone.utc)
+    approved = datetime(2026, 2, 2, 10, tzinfo=UTC)
     changes = []
     lsn = 1000 + first * 100_000
     for e in range(first, first + engagements):
@@ -121,17 +121,23 @@ def core_changes(engagements: int, entries: int, first: int = 0, tax: bool = Tru
             key = dict(base.key)
             lsn += 1
             if base.table_id == "crm.account":
-                row.update(id=e, account_number=f"ACC-{e}"); key = {"id": e}
+                row.update(id=e, account_number=f"ACC-{e}")
+                key = {"id": e}
             elif base.table_id == "crm.quote":
-                row.update(id=e, quote_number=f"Q-{e}", account_id=e); key = {"id": e}
+                row.update(id=e, quote_number=f"Q-{e}", account_id=e)
+                key = {"id": e}
             elif base.table_id == "crm.quote_line":
-                row.update(id=e, quote_id=e, quantity="100000"); key = {"id": e}
+                row.update(id=e, quote_id=e, quantity="100000")
+                key = {"id": e}
             elif base.table_id == "psa.project":
-                row.update(id=e, project_code=f"P{e}", crm_quote_number=f"Q-{e}"); key = {"id": e}
+                row.update(id=e, project_code=f"P{e}", crm_quote_number=f"Q-{e}")
+                key = {"id": e}
             elif base.table_id == "psa.resource":
-                row.update(id=e, employee_no=f"E{e}"); key = {"id": e}
+                row.update(id=e, employee_no=f"E{e}")
+                key = {"id": e}
             elif base.table_id == "psa.assignment":
-                row.update(id=e, project_id=e, resource_id=e); key = {"id": e}
+                row.update(id=e, project_id=e, resource_id=e)
+                key = {"id": e}
             else:
                 continue
             changes.append(RowChange(base.source, base.schema, base.table, "c", key, row, lsn, None))
@@ -210,7 +216,7 @@ def main() -> None:
     results["run"] = {"engagements": args.engagements, "entries": args.entries, "batch": args.batch,
                       "partitions": args.partitions, "workers": args.workers,
                       "commit": subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True).stdout.strip(),
-                      "at": datetime.now(timezone.utc).isoformat(timespec="seconds")}
+                      "at": datetime.now(UTC).isoformat(timespec="seconds")}
     core(args.engagements, args.entries, args.batch, scaled=not args.no_scaled_core)
     if not args.core_only:
         end_to_end(args.engagements, args.entries, args.partitions, args.workers)

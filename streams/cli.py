@@ -185,7 +185,8 @@ def schemas_register() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def reconcile(as_json: bool) -> None:
     """Compare the sources with the ERP; exit 1 when any difference is unexplained."""
-    from streams.operations.reconcile import reconcile as run, report
+    from streams.operations.reconcile import reconcile as run
+    from streams.operations.reconcile import report
 
     findings = run(load())
     unexplained = sum(not f.explained for f in findings)
@@ -206,7 +207,8 @@ def reconcile(as_json: bool) -> None:
 def trace(number_or_trace: str, as_json: bool) -> None:
     """One engagement from quote approval to cash (a quote, change order, contract or invoice number, or a trace id)."""
     from streams.operations import deadletters
-    from streams.operations.trace import render, trace as find
+    from streams.operations.trace import render
+    from streams.operations.trace import trace as find
 
     settings = load()
     try:
@@ -290,7 +292,7 @@ def backfill(tables: tuple[str, ...], where: str | None, wait: bool, timeout: fl
     try:
         wanted = snapshot.requests(list(tables), where)
     except snapshot.BackfillError as exc:
-        raise click.UsageError(str(exc))
+        raise click.UsageError(str(exc)) from exc
     snapshot.ensure_notification_topic(settings)
     for request in wanted:
         snapshot.send(settings, request)
@@ -390,9 +392,11 @@ def connectors_status(as_json: bool) -> None:
     elif not found:
         click.echo("no connectors")
     else:
-        console.table(["connector", "task", "state", "trace"],
-                      [row for state in found for row in (
-                          (state.name, "", state.state, ""), *(("", task_id, task_state, trace) for task_id, task_state, trace in state.tasks))])
+        rows = []
+        for state in found:  # each connector, its tasks beneath it
+            rows.append((state.name, "", state.state, ""))
+            rows += [("", task_id, task_state, trace) for task_id, task_state, trace in state.tasks]
+        console.table(["connector", "task", "state", "trace"], rows)
     sys.exit(console.OK if found and all(s.running for s in found) else console.FINDING)
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import traceback
-from typing import Iterable, Sequence
+from collections.abc import Iterable, Sequence
 
 import click
 from rich.console import Console
@@ -38,8 +38,9 @@ def exit_code(exc: BaseException) -> int:
         return UNREACHABLE
     if isinstance(exc, KafkaException):
         error = exc.args[0] if exc.args and isinstance(exc.args[0], KafkaError) else None
-        transport = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,
-                     KafkaError._RESOLVE, KafkaError.BROKER_NOT_AVAILABLE}
+        # librdkafka names its local (client-side) error codes with a leading underscore
+        transport = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,  # noqa: SLF001
+                     KafkaError._RESOLVE, KafkaError.BROKER_NOT_AVAILABLE}  # noqa: SLF001
         return UNREACHABLE if error is None or error.code() in transport else REFUSED
     from confluent_kafka.schema_registry.error import SchemaRegistryError
 

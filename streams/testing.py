@@ -3,7 +3,8 @@ tables, so the state layer's on-demand path runs without Faust or Kafka."""
 from __future__ import annotations
 
 import json
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from sortedcontainers import SortedDict
 

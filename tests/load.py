@@ -34,7 +34,7 @@ class Load:
         """Write the load; survives a source database that goes away for a while (as users retry)."""
         for e in range(self.engagements):
             n = self.base + e
-            _retrying(lambda: self._engagement(firm, psa, n, e), on_error)
+            _retrying(lambda n=n, e=e: self._engagement(firm, psa, n, e), on_error)
 
     def _engagement(self, firm: Firm, psa: Delivery, n: int, e: int) -> None:
         # each step is one source transaction: a source restart in the middle of one must not
@@ -86,7 +86,7 @@ def _retrying(write, on_error, attempts: int = 120) -> None:
 
     import psycopg
 
-    for attempt in range(attempts):
+    for _attempt in range(attempts):
         try:
             write()
             return

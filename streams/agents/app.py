@@ -24,16 +24,13 @@ from streams.agents import metrics
 from streams.agents.engagement_pipeline import EngagementPipeline
 from streams.agents.fetch_watch import FetchWatch, watch
 from streams.agents.kafka_transport import App
+from streams.agents.loader_process import LoaderProcess
 from streams.agents.pipeline import CapturePipeline
 from streams.agents.table_store import table_options
-from streams.agents.topics import (
-    BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES,
-    source_topics,
-)
-from streams.agents.loader_process import LoaderProcess
 from streams.config import faust_credentials, load
 from streams.state.keys import contract_of
 from streams.state.routing import engagement_partition
+from streams.topics import BY_ENGAGEMENT, ENGAGEMENT_LEDGER, ENGAGEMENT_ROWS, LEDGER, MIRROR, OPEN_TRANSACTIONS, ROUTES, source_topics
 
 settings = load()
 scaled_out = settings.engagement_partitions > 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -12,9 +12,9 @@ from confluent_kafka import KafkaError, Message, Producer
 
 from streams.agents import metrics
 from streams.agents.changelog import Changelog
-from streams.agents.topics import DEAD_LETTER
 from streams.config import Settings
 from streams.sinks.retry import with_backoff
+from streams.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)
 
@@ -91,7 +91,7 @@ class BatchHandler:
     def dead_letter(self, letters: list[tuple[Any, str, str, int | None]], flush: bool = True) -> None:
         """(event, reason, error, source LSN) → the dead-letter topic, with the original record."""
         producer = self.kafka_producer()
-        now = datetime.now(timezone.utc).isoformat()
+        now = datetime.now(UTC).isoformat()
         for event, reason, error, lsn in letters:
             msg = event.message if event is not None else None
             headers = {

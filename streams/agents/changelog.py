@@ -17,7 +17,8 @@ in the partition's local database (``set_persisted_offset``), as Faust's own del
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from confluent_kafka import KafkaError, Message, Producer
 from faust.types import TP

@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import io
 import logging
-from typing import Any, Hashable, Mapping
+from collections.abc import Hashable, Mapping
+from typing import Any
 
+from streams.agents import library_internals as internals
 from streams.agents import metrics
 
 log = logging.getLogger(__name__)
@@ -85,23 +87,16 @@ def evidence(app: Any) -> str:
     aiokafka's fetch state per partition: for the next investigation of a stall."""
     out = io.StringIO()
     loops = [("worker", asyncio.get_running_loop())]
-    thread = getattr(app.consumer, "_thread", None)
-    if getattr(thread, "thread_loop", None) is not None:
-        loops.append(("consumer thread", thread.thread_loop))
+    if (thread_loop := internals.consumer_thread_loop(app.consumer)) is not None:
+        loops.append(("consumer thread", thread_loop))
     for name, loop in loops:
         for task in list(asyncio.all_tasks(loop)):
             print(f"[{name}] {task.get_name()}:", file=out)
             for line in await_chain(task):
                 print(f"    {line}", file=out)
     try:
-        fetcher = thread._ensure_consumer()._fetcher
-        assignment = fetcher._subscriptions.subscription.assignment
-        print(f"aiokafka fetcher: in flight={sorted(fetcher._in_flight)}, pending={len(fetcher._pending_tasks)}, "
-              f"task done={fetcher._fetch_task.done()}", file=out)
-        for tp in sorted(assignment.tps):
-            state = assignment.state_value(tp)
-            print(f"    {tp.topic}:{tp.partition} position={state._position} paused={state.paused} "
-                  f"valid={state.has_valid_position} held={type(fetcher._records.get(tp)).__name__}", file=out)
+        for line in internals.fetcher_state(app.consumer):
+            print(line, file=out)
     except Exception as exc:  # noqa: BLE001 - evidence is best effort
         print(f"aiokafka state unavailable: {exc!r}", file=out)
     return out.getvalue()
@@ -119,8 +114,7 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
     ends = dict(await consumer.highwaters(*tps))
     positions = {}
     for tp in tps:  # a partition never read nor committed starts at its beginning (earliest)
-        read = consumer._read_offset.get(tp)
-        positions[tp] = read + 1 if read is not None else (consumer._committed_offset.get(tp) or 0)
+        positions[tp] = internals.read_position(consumer, tp)
         if tp in ends:
             metrics.CONSUMER_LAG.labels(app.conf.id, tp.topic, str(tp.partition)).set(max(0, ends[tp] - positions[tp]))
     if fetch_watch.long_batch(now, processing):
@@ -134,7 +128,7 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
         metrics.HEALTH.set("running", part=READING)
     if not found:
         return
-    buffered = set(consumer._buffered_partitions)
+    buffered, active, paused = internals.partitions_held(consumer)
     metrics.FETCH_STALLS.inc()
     log.warning(
         "no event read for %.0fs with events left (%s); Faust: flow_active=%s, flow_control=%s, "
@@ -142,8 +136,8 @@ async def watch(app: Any, fetch_watch: FetchWatch, now: float, processing: bool)
         fetch_watch.stall_after_s,
         ", ".join(f"{tp.topic}:{tp.partition} {positions[tp]}/{ends[tp]}" for tp in tps
                   if positions[tp] is not None and ends.get(tp, 0) > positions[tp]),
-        consumer.flow_active, app.flow_control.is_active(), sorted(map(str, consumer._active_partitions or ())),
-        sorted(map(str, buffered)), sorted(map(str, consumer._paused_partitions)), app.producer.buffer.size,
+        consumer.flow_active, app.flow_control.is_active(), sorted(map(str, active)),
+        sorted(map(str, buffered)), sorted(map(str, paused)), app.producer.buffer.size,
         evidence(app))
     for tp in buffered:
         consumer.on_buffer_drop(tp)

@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Iterable, MutableMapping
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, MutableMapping
+from typing import Any
 
 from streams.agents import metrics
 from streams.agents.table_entry import put_or_remove
@@ -42,7 +43,7 @@ class HeldRecord:
     value: bytes | None
 
     @property
-    def message(self) -> "HeldRecord":
+    def message(self) -> HeldRecord:
         return self
 
     @property
@@ -55,7 +56,7 @@ class HeldRecord:
                 "key": text(self.key), "value": text(self.value)}
 
     @classmethod
-    def restored(cls, doc: dict) -> "HeldRecord":
+    def restored(cls, doc: dict) -> HeldRecord:
         raw = lambda t: t.encode("utf-8") if t is not None else None  # noqa: E731
         return cls(doc["topic"], doc["partition"], doc["offset"], raw(doc["key"]), raw(doc["value"]))
 

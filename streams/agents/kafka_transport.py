@@ -20,12 +20,15 @@ from __future__ import annotations
 import asyncio
 import inspect
 import logging
-from typing import Any, Callable, Coroutine, Generator, Iterable, Mapping
+from collections.abc import Callable, Coroutine, Generator, Iterable, Mapping
+from typing import Any
 
 import faust
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from faust.transport.drivers import aiokafka as faust_aiokafka
 from mode.services import WaitResults
+
+from streams.agents import library_internals as internals
 
 log = logging.getLogger(__name__)
 
@@ -69,10 +72,7 @@ async def seek_to_committed(consumer: AIOKafkaConsumer, changelog_topics: Iterab
 
 def _fetch_position(consumer: AIOKafkaConsumer, tp: TopicPartition) -> int | None:
     """Where the fetcher is in ``tp`` (None when it has no position), without waiting for one."""
-    try:
-        return consumer._subscription.subscription.assignment.state_value(tp)._position
-    except AttributeError:  # another aiokafka: the log line above is only lost
-        return None
+    return internals.fetch_position(consumer, tp)
 
 
 class FetchedRecords(dict):
@@ -140,7 +140,7 @@ class ConsumerThread(faust_aiokafka.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport: Any) -> AIOKafkaConsumer:
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read by its fetcher, created at start (Faust passes no setting)
+        internals.set_fetch_max_wait(consumer, FETCH_MAX_WAIT_MS)  # read by its fetcher, created at start
         return consumer
 
     async def seek_to_committed(self) -> Mapping[TopicPartition, int | None]:

@@ -15,8 +15,7 @@ import threading
 import time
 from wsgiref.simple_server import WSGIRequestHandler, make_server
 
-from prometheus_client import (CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram,
-                               generate_latest, multiprocess)
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest, multiprocess
 
 MULTIPROCESS_DIR = "PROMETHEUS_MULTIPROC_DIR"
 

@@ -4,12 +4,12 @@ CRM sinks, and ledger rows to a table."""
 from __future__ import annotations
 
 from collections import Counter
-from typing import Any, Callable, MutableMapping
+from collections.abc import Callable, MutableMapping
+from typing import Any
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.table_entry import put_or_remove
-from streams.agents.topics import AUDIT, COMMITTED_HEADER
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.sinks import crm as crm_sink
@@ -18,6 +18,7 @@ from streams.sinks import psa as psa_sink
 from streams.state.audit import encode_many
 from streams.state.ledger import Ledger
 from streams.state.processor import BatchResult
+from streams.topics import AUDIT, COMMITTED_HEADER
 
 
 def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchResult) -> None:

@@ -11,24 +11,25 @@ import json
 import logging
 import time
 from collections import Counter
-from datetime import datetime, timezone
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from datetime import UTC, datetime
+from typing import Any
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
 from streams.agents.held_transactions import HeldTransactions, where_of
 from streams.agents.outputs import produce_audit, produce_canonical, write_sinks
 from streams.agents.table_rows import table_rows
-from streams.agents.topics import BY_ENGAGEMENT, REPLAY_HEADER
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
 from streams.config import Settings
-from streams.operations.kafka_io import committed_offsets
+from streams.kafka_io import committed_offsets
 from streams.state.ledger import Ledger, LedgerCodec
 from streams.state.mirror import MirrorCodec, SourceMirror
-from streams.state.store import PlainCodec
 from streams.state.processor import BatchResult, Processor
 from streams.state.routing import RouteBook, engagement_partition
+from streams.state.store import PlainCodec
+from streams.topics import BY_ENGAGEMENT, REPLAY_HEADER
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +169,7 @@ class CapturePipeline(BatchHandler):
         self.transactions.forget(changes)
         stamps = [c.committed_at for c in changes if c.committed_at]
         if stamps:
-            metrics.LAG.set((datetime.now(timezone.utc) - max(stamps)).total_seconds())
+            metrics.LAG.set((datetime.now(UTC) - max(stamps)).total_seconds())
 
     def _take(self, events: list[Any]) -> tuple[list[RowChange], list]:
         """Decode the batch and pass it through the held transactions: (changes to apply now,

@@ -11,14 +11,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from datetime import date
-from typing import Callable, Iterator
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from streams.agents import observe
 from streams.config import SOURCE_DATABASES, Settings
-from streams.operations import observe
 
 log = logging.getLogger(__name__)
 

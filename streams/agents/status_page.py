@@ -63,14 +63,15 @@ def render(health, exposition: str, now: float | None = None) -> str:
     parts = [(part, state, reason or "-", _ago(now - since)) for part, (state, reason, since) in sorted(health.parts.items())]
 
     behind = sorted(m["q2c_consumer_lag_records"], key=lambda s: (s[0].get("group", ""), s[0]["topic"], s[0]["partition"]))
-    lag = [(l.get("group", ""), l["topic"], l["partition"], f"{v:.0f}") for l, v in behind if v > 0]  # caught up: not listed
+    lag = [(labels.get("group", ""), labels["topic"], labels["partition"], f"{v:.0f}")
+           for labels, v in behind if v > 0]  # caught up: not listed
     lag_empty = f"all {len(behind)} partitions caught up" if behind else "not measured yet"
     source_lag = next((v for _, v in m["q2c_source_lag_seconds"]), None)
-    last = [(l["source"], time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(v)), _ago(now - v))
-            for l, v in sorted(m["q2c_source_last_commit_timestamp_seconds"], key=lambda s: s[0]["source"])]
-    letters = [(l["reason"], f"{v:.0f}") for l, v in sorted(m["q2c_dead_letters_total"], key=lambda s: s[0]["reason"]) if v]
-    holds = [(l["reason"], f"{v:.0f}") for l, v in sorted(m["q2c_billing_events_on_hold"], key=lambda s: s[0]["reason"])]
-    ready = [(l["currency"], f"{v:,.2f}") for l, v in sorted(m["q2c_ready_to_bill_amount"], key=lambda s: s[0]["currency"])]
+    last = [(labels["source"], time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(v)), _ago(now - v))
+            for labels, v in sorted(m["q2c_source_last_commit_timestamp_seconds"], key=lambda s: s[0]["source"])]
+    letters = [(labels["reason"], f"{v:.0f}") for labels, v in sorted(m["q2c_dead_letters_total"], key=lambda s: s[0]["reason"]) if v]
+    holds = [(labels["reason"], f"{v:.0f}") for labels, v in sorted(m["q2c_billing_events_on_hold"], key=lambda s: s[0]["reason"])]
+    ready = [(labels["currency"], f"{v:,.2f}") for labels, v in sorted(m["q2c_ready_to_bill_amount"], key=lambda s: s[0]["currency"])]
 
     by_sink: dict[str, list[tuple[float, float]]] = defaultdict(list)
     counts: dict[str, float] = {}
@@ -84,13 +85,13 @@ def render(health, exposition: str, now: float | None = None) -> str:
         if p50 is not None:
             latency.append((sink, f"{counts.get(sink, 0):.0f}", f"{p50 * 1000:.0f} ms", f"{p99 * 1000:.0f} ms"))
 
-    connectors = sorted({(l["connector"], l["state"]) for l, v in m["q2c_connector_state"] if v == 1})
-    tasks = sorted((l["connector"], l["task"], l["state"]) for l, v in m["q2c_connector_task_state"] if v == 1)
-    slots = [(l["database"], l["slot"], "yes" if v == 1 else "no") for l, v in sorted(m["q2c_replication_slot_active"],
+    connectors = sorted({(labels["connector"], labels["state"]) for labels, v in m["q2c_connector_state"] if v == 1})
+    tasks = sorted((labels["connector"], labels["task"], labels["state"]) for labels, v in m["q2c_connector_task_state"] if v == 1)
+    slots = [(labels["database"], labels["slot"], "yes" if v == 1 else "no") for labels, v in sorted(m["q2c_replication_slot_active"],
                                                                                          key=lambda s: s[0]["database"])]
-    slot_lag = {(l["database"], l["slot"]): v for l, v in m["q2c_replication_slot_lag_bytes"]}
+    slot_lag = {(labels["database"], labels["slot"]): v for labels, v in m["q2c_replication_slot_lag_bytes"]}
     slots = [(d, s, a, f"{slot_lag.get((d, s), 0):,.0f}") for d, s, a in slots]
-    unobserved = [l["what"] for l, v in m["q2c_observed_up"] if v == 0]
+    unobserved = [labels["what"] for labels, v in m["q2c_observed_up"] if v == 0]
 
     sections = [
         _table("Parts", ("part", "state", "reason", "since"), parts, "none"),

@@ -1,7 +1,8 @@
 """One entry of a Faust table set or removed: the way every agent writes its state."""
 from __future__ import annotations
 
-from typing import Any, MutableMapping
+from collections.abc import MutableMapping
+from typing import Any
 
 
 def put_or_remove(table: MutableMapping, key: str, value: Any) -> None:

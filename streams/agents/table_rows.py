@@ -8,7 +8,8 @@ to the table.
 """
 from __future__ import annotations
 
-from typing import Any, Iterator
+from collections.abc import Iterator
+from typing import Any
 
 from streams.agents.changelog import Changelog
 from streams.state.store import CachedStore, Codec, MemoryStore, Store

@@ -42,8 +42,9 @@ from __future__ import annotations
 
 import heapq
 import time
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring_ascii
-from typing import Any, Callable, Iterator, Optional
+from typing import Any
 
 from aiokafka.partitioner import DefaultPartitioner
 from faust.stores import rocksdb
@@ -76,7 +77,7 @@ def table_options(partition_of: Callable[[Any], int] | None = None) -> dict[str,
 
 
 class Store(rocksdb.Store):
-    def __init__(self, url: Any, app: Any, table: Any, *, options: Optional[dict] = None, **kwargs: Any) -> None:
+    def __init__(self, url: Any, app: Any, table: Any, *, options: dict | None = None, **kwargs: Any) -> None:
         options = dict(options or OPTIONS)
         self._partition_of: Callable[[Any], int] | None = options.pop(PARTITION_OF, None)
         self._partitioner = DefaultPartitioner()
@@ -145,7 +146,7 @@ class Store(rocksdb.Store):
             return encode_basestring_ascii(key).encode()
         return super()._encode_key(key)
 
-    def write(self, key: Any, value: Any | None) -> tuple[bytes, Optional[bytes], int]:
+    def write(self, key: Any, value: Any | None) -> tuple[bytes, bytes | None, int]:
         """Set (None: remove) one entry in its partition's local database; returns what its
         changelog record carries: the key's and the value's bytes, and the partition."""
         encoded, partition = self.placement(key)
@@ -164,10 +165,10 @@ class Store(rocksdb.Store):
         value = self._get(self._encode_key(key))
         return default if value is None else self._decode_value(value)
 
-    def _set(self, key: bytes, value: Optional[bytes]) -> None:
+    def _set(self, key: bytes, value: bytes | None) -> None:
         self._db_for_partition(self._partition(key)).put(key, value)
 
-    def _get(self, key: bytes) -> Optional[bytes]:
+    def _get(self, key: bytes) -> bytes | None:
         return self._db_for_partition(self._partition(key)).get(key)
 
     def _del(self, key: bytes) -> None:

@@ -21,7 +21,7 @@ import socket
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import psycopg
@@ -29,12 +29,12 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, M
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.topics import AUDIT, COMMITTED_HEADER, canonical_topics
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance
 from streams.sinks import audit, warehouse
 from streams.state.audit import AuditRecord, decode_many
+from streams.topics import AUDIT, COMMITTED_HEADER, canonical_topics
 
 log = logging.getLogger(__name__)
 LAG_EVERY_S = 10.0
@@ -50,9 +50,9 @@ class Record:
     produced_at: datetime | None = None  # the record's timestamp: when the worker produced it
 
     @classmethod
-    def of(cls, msg: Message) -> "Record":
+    def of(cls, msg: Message) -> Record:
         kind, ms = msg.timestamp()
-        produced = datetime.fromtimestamp(ms / 1000, timezone.utc) if kind != TIMESTAMP_NOT_AVAILABLE else None
+        produced = datetime.fromtimestamp(ms / 1000, UTC) if kind != TIMESTAMP_NOT_AVAILABLE else None
         return cls(msg.key(), msg.value(), dict(msg.headers() or ()), Provenance(msg.topic(), msg.partition(), msg.offset()),
                    produced)
 

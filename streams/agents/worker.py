@@ -19,7 +19,7 @@ GC_THRESHOLDS = (50_000, 20, 100)
 def run(settings: Settings) -> None:
     _metrics_across_processes(settings)
     from streams.agents import metrics
-    from streams.agents.topics import ensure_topics
+    from streams.topics import ensure_topics
 
     ensure_topics(settings)
     (settings.home_dir / "faust").mkdir(parents=True, exist_ok=True)  # each worker's Faust datadir is below

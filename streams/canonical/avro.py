@@ -10,11 +10,12 @@ import io
 import json
 import types
 import typing
+from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
-from typing import Any, Callable, get_args, get_origin
+from typing import Any, get_args, get_origin
 
 import fastavro
 from fastavro.schema import fingerprint, to_parsing_canonical_form
@@ -73,7 +74,7 @@ def schema_for(event_type: str) -> dict:
     model = EVENT_TYPES[event_type]
     hints = typing.get_type_hints(model, include_extras=False)
     fields = []
-    for name, info in model.model_fields.items():
+    for name, _info in model.model_fields.items():
         avro = _avro_type(name, hints[name])
         field = {"name": name, "type": avro}
         if isinstance(avro, list):
@@ -83,17 +84,17 @@ def schema_for(event_type: str) -> dict:
     return {"type": "record", "name": model.__name__, "namespace": NAMESPACE, "doc": doc, "fields": fields}
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(event_type: str) -> dict:
     return json.loads((SCHEMA_DIR / f"{event_type}.avsc").read_text())
 
 
-@lru_cache(maxsize=None)
+@cache
 def parsed(event_type: str):
     return fastavro.parse_schema(load_schema(event_type))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fingerprint(event_type: str) -> bytes:
     """The schema's CRC-64-AVRO fingerprint as the single-object header carries it: the 64-bit
     value little-endian, which is the byte order of fastavro's hex digest already."""
@@ -101,7 +102,7 @@ def _fingerprint(event_type: str) -> bytes:
     return bytes.fromhex(fingerprint(canonical, "CRC-64-AVRO"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def _by_fingerprint() -> dict[bytes, str]:
     """Header fingerprint → event type. Versions before this one wrote the fingerprint's bytes
     reversed (big-endian), which no other Avro implementation can resolve; messages they wrote
@@ -165,8 +166,8 @@ def _physical(avro: Any) -> tuple[Any, Prepare | None]:
     return avro, None
 
 
-@lru_cache(maxsize=None)
-def _writer(event_type: str) -> tuple[Any, tuple[tuple[str, Prepare], ...]]:
+@cache
+def prepared_writer(event_type: str) -> tuple[Any, tuple[tuple[str, Prepare], ...]]:
     """The schema as fastavro writes it fastest, and each field's preparation.
 
     The bytes are those of the schema in ``schemas/``: a logical type changes what a value means,
@@ -184,7 +185,7 @@ def _writer(event_type: str) -> tuple[Any, tuple[tuple[str, Prepare], ...]]:
 
 
 def encode(event_type: str, model: m.Canonical) -> bytes:
-    schema, prepared = _writer(event_type)
+    schema, prepared = prepared_writer(event_type)
     record = dict(model.__dict__)  # the field values, as model_dump gives them for these flat models
     for name, prepare in prepared:
         record[name] = prepare(record[name])

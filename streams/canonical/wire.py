@@ -45,7 +45,7 @@ class CanonicalWire:
         self._serializers: dict[str, AvroSerializer] = {}
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "CanonicalWire":
+    def from_settings(cls, settings: Settings) -> CanonicalWire:
         return cls(registry_client(settings), settings.schema_registry_auto_register)
 
     @property

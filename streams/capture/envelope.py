@@ -9,7 +9,7 @@ converts them by its model's field types (``from_schemaless``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta, timezone
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import msgspec
@@ -77,7 +77,7 @@ def _convert(value: Any, field_schema: dict) -> Any:
     if name == "io.debezium.time.NanoTimestamp":
         return EPOCH_DT + timedelta(microseconds=value // 1000)
     if name == "io.debezium.time.ZonedTimestamp":
-        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(timezone.utc)
+        return datetime.fromisoformat(value.replace("Z", "+00:00")).astimezone(UTC)
     if name in ("io.debezium.time.MicroTime",):
         return (datetime.min + timedelta(microseconds=value)).time()
     if name == "io.debezium.time.Time":
@@ -192,7 +192,7 @@ def decode(topic: str, key: bytes | None, value: bytes | None,
     if op != "d" and after is None:
         raise UndecodableEvent(f"operation {op!r} without an after image")
     ts_us = src.get("ts_us") or (src.get("ts_ms") or 0) * 1000
-    committed_at = EPOCH_DT.replace(tzinfo=timezone.utc) + timedelta(microseconds=ts_us) if ts_us else None
+    committed_at = EPOCH_DT.replace(tzinfo=UTC) + timedelta(microseconds=ts_us) if ts_us else None
     if not key_doc:
         raise UndecodableEvent("the change event has no key")
     return RowChange(

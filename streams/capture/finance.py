@@ -5,7 +5,7 @@ Europe/London local time without zone (made UTC).
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -19,8 +19,8 @@ def london_to_utc(local: datetime) -> datetime:
     """A naive Europe/London wall-clock time → UTC. In the autumn's repeated hour the first
     (summer-time) reading is taken; a time that the spring jump skips is read as summer time."""
     if local.tzinfo is not None:
-        return local.astimezone(timezone.utc)
-    return local.replace(tzinfo=LONDON, fold=0).astimezone(timezone.utc)
+        return local.astimezone(UTC)
+    return local.replace(tzinfo=LONDON, fold=0).astimezone(UTC)
 
 
 def normalise(row: dict[str, Any]) -> dict[str, Any]:
@@ -41,7 +41,8 @@ TABLES = {
     for m in (
         TableMapping("finance.ar_customer", "customer", Customer, ("cust_no",), normalise, shared=True),
         TableMapping("finance.gl_period", "fiscal_period", FiscalPeriod, ("period_cd",), normalise, shared=True),
-        TableMapping("finance.gl_tax_rate", "tax_rate", TaxRate, ("tax_cd", "country_cd", "valid_from"), normalise, ("valid_from",), shared=True),
+        TableMapping("finance.gl_tax_rate", "tax_rate", TaxRate, ("tax_cd", "country_cd", "valid_from"),
+                     normalise, ("valid_from",), shared=True),
         TableMapping("finance.ar_invoice_hdr", "invoice", Invoice, ("inv_no",), normalise),
         TableMapping("finance.ar_invoice_line", "invoice_line", InvoiceLine, ("inv_no", "line_no"), normalise),
         TableMapping("finance.ar_receipt", "payment", Payment, ("rcpt_no",), normalise),

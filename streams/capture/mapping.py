@@ -3,16 +3,16 @@ topic and the warehouse table) and its primary key. The tables themselves are li
 ``streams.capture.tables``."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time
 from functools import cached_property
-from typing import Any, Callable, get_args
+from typing import Any, get_args
 
 from pydantic import ValidationError
 
 from streams.canonical.models import Canonical
 from streams.capture.envelope import from_schemaless
-
 
 # model field → the source column it is read from, where the two differ
 RENAMED = {"source_updated_at": "updated_at"}

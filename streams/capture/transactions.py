@@ -16,8 +16,9 @@ before; holding them for ever would be worse. Pure: no I/O; the clock is passed 
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from streams.capture.envelope import RowChange, TransactionEnd
 

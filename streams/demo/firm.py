@@ -254,7 +254,9 @@ class SimulatedFirm:
         out = []
         team = self.random.sample(self.people, min(len(self.people), self.random.randint(1, 3)))
         for person, default_role in team:
-            role = engagement.roles[len(engagement.staffed) % len(engagement.roles)] if engagement.model == "time_and_materials" else default_role
+            role = default_role
+            if engagement.model == "time_and_materials":  # people bill at the roles the quote rates
+                role = engagement.roles[len(engagement.staffed) % len(engagement.roles)]
             engagement.staffed.append((person, role))
             out.append(Action("psa", "assignment", ((
                 "INSERT INTO psa.assignment (id, project_id, resource_id, role_code, planned_hours, start_date, end_date)"

@@ -16,16 +16,16 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Callable, Iterator
 
 import psycopg
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from streams.agents.topics import NOTIFICATIONS
 from streams.config import Settings
-from streams.operations.kafka_io import read_all
+from streams.kafka_io import read_all
 from streams.sources import SIGNAL_TABLE, captured_tables
+from streams.topics import NOTIFICATIONS
 
 FINISHED = {"COMPLETED", "ABORTED"}
 # TABLE_SCAN_COMPLETED's status when a table was read (or had nothing to read); anything else failed
@@ -95,7 +95,7 @@ class Notification:
     data: dict[str, str]
 
     @classmethod
-    def parse(cls, raw: bytes) -> "Notification | None":
+    def parse(cls, raw: bytes) -> Notification | None:
         try:
             value = json.loads(raw)
         except ValueError:

@@ -2,14 +2,14 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Iterator
 
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.config import Settings
-from streams.operations.kafka_io import read_all
+from streams.kafka_io import read_all
 
 
 def _default(value):

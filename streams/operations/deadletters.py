@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from confluent_kafka import Producer
 
-from streams.agents.topics import DEAD_LETTER, DEAD_LETTER_REPLAYS as REPLAYS, REPLAY_HEADER
 from streams.config import Settings
-from streams.operations.kafka_io import read_all
-
+from streams.kafka_io import read_all
+from streams.topics import DEAD_LETTER, REPLAY_HEADER
+from streams.topics import DEAD_LETTER_REPLAYS as REPLAYS
 
 
 @dataclass
@@ -65,7 +65,7 @@ def find(settings: Settings, letter_id: str) -> DeadLetter | None:
 def replay(settings: Settings, letters: list[DeadLetter]) -> list[str]:
     """Produce each letter's original record to its source topic; returns the ids replayed."""
     producer = Producer({**settings.kafka_client_config(), "enable.idempotence": True, "log_level": 3})
-    now = datetime.now(timezone.utc).isoformat()
+    now = datetime.now(UTC).isoformat()
     done = []
     for letter in letters:
         if not letter.source_topic:

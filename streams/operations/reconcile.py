@@ -16,10 +16,10 @@ from decimal import Decimal
 import psycopg
 from psycopg.rows import dict_row
 
+from streams.canonical.models import Quote
 from streams.capture.envelope import RowChange
 from streams.capture.tables import all_mappings
 from streams.config import Settings
-from streams.canonical.models import Quote
 from streams.rules import contract_life
 from streams.rules.engagement import EngagementOutputs, derive
 from streams.rules.pricing import approved_revisions
@@ -155,7 +155,8 @@ def reconcile(settings: Settings) -> list[Finding]:
         if actual["status"] == "billed":
             explained = f"{event_id}:REV" in events
             findings.append(Finding("billed_event_changed_at_source", event_id, actual["contract_number"],
-                                    "billed event whose source no longer qualifies" + (" (reversal queued)" if explained else " and no reversal"),
+                                    "billed event whose source no longer qualifies"
+                                        + (" (reversal queued)" if explained else " and no reversal"),
                                     explained=explained))
         else:
             findings.append(Finding("stale_event", event_id, actual["contract_number"],
@@ -181,7 +182,8 @@ def reconcile(settings: Settings) -> list[Finding]:
                 findings.append(Finding("amount_differs", invoice.inv_no, contract, f"receivable {field} differs from the sources",
                                         detail=f"ERP {have[field]} vs sources {getattr(want, field)}"))
         if have["status"] != want.status:
-            findings.append(Finding("status_differs", invoice.inv_no, contract, f"receivable is {have['status']}, the sources say {want.status}"))
+            findings.append(Finding("status_differs", invoice.inv_no, contract,
+                                    f"receivable is {have['status']}, the sources say {want.status}"))
     return findings
 
 

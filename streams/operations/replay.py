@@ -17,9 +17,9 @@ import time
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from streams.agents.topics import MIRROR, OPEN_TRANSACTIONS, ROUTES, changelog, source_topics
-from streams.operations.kafka_io import committed_offsets
+from streams.kafka_io import committed_offsets
 from streams.stack.manager import Stack
+from streams.topics import MIRROR, OPEN_TRANSACTIONS, ROUTES, changelog, source_topics
 
 
 def replay_everything(stack: Stack, say=print) -> None:

@@ -115,7 +115,8 @@ def describe(table: str, before: dict | None, after: dict) -> tuple[str, str]:
         return "billing_event", f"billing event {after['billing_event_id']} {money}: {words}"
     if table == "erp_inbound.project_cost":
         if before is None:
-            return "cost", f"cost {after['cost_event_id']}: {after['hours']} h {after['cost_amount']} {after['cost_currency']}, {after['status']}"
+            return "cost", (f"cost {after['cost_event_id']}: {after['hours']} h {after['cost_amount']} {after['cost_currency']},"
+                            f" {after['status']}")
         return "cost", f"cost {after['cost_event_id']}: {changed('status', 'hours', 'cost_amount')}"
     if table == "erp_inbound.receivable":
         if before is None:
@@ -141,7 +142,7 @@ def trace(settings: Settings, asked: str, dead_letters: list | None = None) -> T
         if _exists(conn, "dw", "quote"):
             cur = conn.execute("select quote_number, revision, status, approved_at from dw.quote where contract_number = %s"
                                " order by revision, quote_number", (contract,))
-            out.quotes = [dict(zip([c.name for c in cur.description], row)) for row in cur.fetchall()]
+            out.quotes = [dict(zip([c.name for c in cur.description], row, strict=False)) for row in cur.fetchall()]
             for quote in out.quotes:
                 if quote["approved_at"] is not None:
                     out.steps.append(Step(quote["approved_at"], "quote", f"quote {quote['quote_number']} revision "

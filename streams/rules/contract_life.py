@@ -7,13 +7,13 @@ contract.
 """
 from __future__ import annotations
 
-from datetime import datetime, timezone
-from typing import Sequence
+from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from streams.canonical.models import ExpenseItem, Quote
 from streams.rules.pricing import Revision
 
-MIN_TIME = datetime.min.replace(tzinfo=timezone.utc)
+MIN_TIME = datetime.min.replace(tzinfo=UTC)
 
 
 def cancelled_at(quote: Quote) -> datetime:

@@ -8,20 +8,34 @@ in, any order of arrival ends in the same rows.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timezone
-from zoneinfo import ZoneInfo
+from datetime import UTC, date, datetime, time
 from decimal import Decimal
-from typing import Iterable, Iterator, Mapping
+from zoneinfo import ZoneInfo
 
 from streams.canonical.models import (
-    Assignment, BillingEvent, BillingMilestone, Client, Contract, ExpenseItem, FiscalPeriod,
-    Invoice, InvoiceLine, Project, ProjectCost, Quote, QuoteLine, Resource, ScheduleItem, TaxRate,
+    Assignment,
+    BillingEvent,
+    BillingMilestone,
+    Client,
+    Contract,
+    ExpenseItem,
+    FiscalPeriod,
+    Invoice,
+    InvoiceLine,
+    Project,
+    ProjectCost,
+    Quote,
+    QuoteLine,
+    Resource,
+    ScheduleItem,
+    TaxRate,
     TimeEntry,
 )
 from streams.rules import contract_life, ids
 from streams.rules.contract_life import MIN_TIME
-from streams.rules.money import to_cents, tax_amount
+from streams.rules.money import tax_amount, to_cents
 from streams.rules.pricing import Revision, approved_revisions, expense_cap, not_to_exceed, rate_for
 from streams.rules.schedule import ScheduleEntry, reshape
 from streams.rules.tax import rate_on
@@ -103,7 +117,7 @@ def _trigger(view: EngagementView, schedule_key: str) -> datetime | None:
     if period.status_cd == "O":
         return period.last_upd_ts
     # closed: the time it was opened is gone (closing moved last_upd_ts); it was open by its start
-    return datetime.combine(period.start_dt, time(0), tzinfo=FINANCE_TIME).astimezone(timezone.utc)
+    return datetime.combine(period.start_dt, time(0), tzinfo=FINANCE_TIME).astimezone(UTC)
 
 
 def _event_id(contract: str, schedule_key: str) -> str:
@@ -239,9 +253,9 @@ def derive_head(view: EngagementView, invoiced: Mapping[str, str] | None = None)
             commercial_model=current_quote.commercial_model, start_date=current_quote.start_date,
             end_date=current_quote.end_date,
             milestones=tuple(
-                (l.milestone_code, l.description or l.milestone_code, l.milestone_due)
-                for l in sorted(current_lines, key=lambda l: l.line_no)
-                if l.line_type == "milestone" and l.milestone_code
+                (line.milestone_code, line.description or line.milestone_code, line.milestone_due)
+                for line in sorted(current_lines, key=lambda item: item.line_no)
+                if line.line_type == "milestone" and line.milestone_code
             ),
         )
 
@@ -523,4 +537,5 @@ def settle(event_id: str, desired: BillingEvent | None, before: BillingEvent | N
     })
     if rev_id in invoiced:
         rev = rev.model_copy(update={"status": "billed"})
-    return {event_id: before.model_copy(update={"status": "billed", "hold_reason": None, "invoice_number": invoiced[event_id]}), rev_id: rev}
+    return {event_id: before.model_copy(update={"status": "billed", "hold_reason": None, "invoice_number": invoiced[event_id]}),
+            rev_id: rev}

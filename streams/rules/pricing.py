@@ -1,9 +1,9 @@
 """Which approved revision prices what, and the net rates and caps it gives."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
-from typing import Sequence
 
 from streams.canonical.models import Quote, QuoteLine
 from streams.rules.money import net_amount, to_cents, unit_net_price
@@ -36,7 +36,7 @@ def revision_in_force(revisions: Sequence[Revision], at: datetime | None) -> Rev
 def role_rate(revision: Revision, role_code: str) -> tuple[Decimal, str] | None:
     """(net hourly rate, tax code) of ``role_code`` in a revision, or None if it has no such line."""
     quote, lines = revision
-    for line in sorted(lines, key=lambda l: l.line_no):
+    for line in sorted(lines, key=lambda item: item.line_no):
         if line.line_type == "role_rate" and line.role_code == role_code:
             return unit_net_price(line.unit_price, line.discount_pct, quote.discount_pct), line.tax_code
     return None
@@ -58,7 +58,8 @@ def not_to_exceed(revision: Revision) -> Decimal:
     """Sum of the role_rate lines' net amounts: the T&M not-to-exceed."""
     quote, lines = revision
     return sum(
-        (net_amount(l.quantity, l.unit_price, l.discount_pct, quote.discount_pct) for l in lines if l.line_type == "role_rate"),
+        (net_amount(line.quantity, line.unit_price, line.discount_pct, quote.discount_pct)
+         for line in lines if line.line_type == "role_rate"),
         Decimal("0.00"),
     )
 
@@ -67,5 +68,5 @@ def expense_cap(revision: Revision) -> Decimal | None:
     """The engagement's cap on billable expenses, or None when it has no expense_allowance line."""
     quote, lines = revision
     # A cap is a limit, not a price: the quote's discounts do not lower it.
-    caps = [to_cents(l.quantity * l.unit_price) for l in lines if l.line_type == "expense_allowance"]
+    caps = [to_cents(line.quantity * line.unit_price) for line in lines if line.line_type == "expense_allowance"]
     return sum(caps, Decimal("0.00")) if caps else None

@@ -1,10 +1,10 @@
 """Invoices and cash: receivables with payments applied, and the account team's financials."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
-from typing import Iterable
 
 from streams.canonical.models import Invoice, Payment, Receivable
 from streams.rules import ids

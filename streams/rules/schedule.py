@@ -3,10 +3,10 @@ reshapes an engagement's schedule."""
 from __future__ import annotations
 
 import calendar
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Callable, Iterable, Sequence
 
 from streams.canonical.models import Quote, QuoteLine
 from streams.rules.money import net_amount, split
@@ -42,7 +42,7 @@ def _last_day(y: int, m: int) -> date:
 def plan(quote: Quote, lines: Iterable[QuoteLine]) -> list[PlannedItem]:
     """The schedule items one quote plans (RULES.md, Approval of a quote)."""
     items: list[PlannedItem] = []
-    for line in sorted(lines, key=lambda l: l.line_no):
+    for line in sorted(lines, key=lambda item: item.line_no):
         net = net_amount(line.quantity, line.unit_price, line.discount_pct, quote.discount_pct)
         if line.line_type == "milestone" and line.milestone_code:
             items.append(PlannedItem(
@@ -51,7 +51,7 @@ def plan(quote: Quote, lines: Iterable[QuoteLine]) -> list[PlannedItem]:
             ))
         elif line.line_type == "fixed_fee":
             months = months_touched(quote.start_date, quote.end_date)
-            for (y, m), amount in zip(months, split(net, len(months)) if months else []):
+            for (y, m), amount in zip(months, split(net, len(months)) if months else [], strict=False):
                 items.append(PlannedItem(
                     f"FF:{line.line_no}:{y:04d}{m:02d}", "fixed_fee", _last_day(y, m), amount,
                     line.line_no, line.tax_code, line.description,

@@ -1,9 +1,9 @@
 """Tax by code, country and date (finance.gl_tax_rate)."""
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date
 from decimal import Decimal
-from typing import Iterable
 
 from streams.canonical.models import TaxRate
 

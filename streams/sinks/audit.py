@@ -62,7 +62,7 @@ def write(conn: psycopg.Connection, records: list[tuple[AuditRecord, datetime | 
         return 0
     columns = list(zip(*[(r.audit_id, r.sink, r.table, r.key, r.contract_number, r.trace_id, r.before, r.after,
                           r.database, r.source_ref, r.lsn, r.transaction, r.committed_at, written_at, first)
-                         for r, written_at, first in kept]))
+                         for r, written_at, first in kept], strict=False))
     with conn.transaction():
         cur = conn.execute(
             "INSERT INTO audit.sink_write (audit_id, sink, table_name, row_key, contract_number, trace_id, before_row,"
@@ -99,4 +99,4 @@ def history(conn: psycopg.Connection, contract_or_trace: str) -> list[dict]:
         " WHERE contract_number = %s OR trace_id = %s ORDER BY seq",
         (contract_or_trace, contract_or_trace))
     names = [c.name for c in cur.description]
-    return [dict(zip(names, row)) for row in cur.fetchall()]
+    return [dict(zip(names, row, strict=False)) for row in cur.fetchall()]

@@ -2,31 +2,19 @@
 receivables. Every write is an upsert by the row's deterministic key."""
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Sequence
+from collections.abc import Sequence
 
 import psycopg
 
 from streams.canonical.models import BillingEvent, Contract, ProjectCost, Receivable, ScheduleItem
 from streams.sinks.upsert import upsert
+from streams.state.erp_batch import ErpBatch
 
 CONTRACT_COLUMNS = list(Contract.model_fields)
 SCHEDULE_COLUMNS = list(ScheduleItem.model_fields)
 EVENT_COLUMNS = list(BillingEvent.model_fields)
 COST_COLUMNS = list(ProjectCost.model_fields)
 RECEIVABLE_COLUMNS = list(Receivable.model_fields)
-
-
-@dataclass
-class ErpBatch:
-    contracts: list[Contract] = field(default_factory=list)
-    schedule: list[ScheduleItem] = field(default_factory=list)
-    events: list[BillingEvent] = field(default_factory=list)
-    costs: list[ProjectCost] = field(default_factory=list)
-    receivables: list[Receivable] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.contracts) + len(self.schedule) + len(self.events) + len(self.costs) + len(self.receivables)
 
 
 def _rows(models: Sequence, columns: list[str]):

@@ -13,8 +13,9 @@ given twice in a batch would have the statement touch a row twice, which Postgre
 last row of a key wins, as it did row by row."""
 from __future__ import annotations
 
-from functools import lru_cache
-from typing import Any, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from functools import cache
+from typing import Any
 
 import msgspec
 import psycopg
@@ -38,7 +39,7 @@ def column_types(conn: psycopg.Connection, table: str) -> dict[str, str]:
 _encode = msgspec.json.Encoder(decimal_format="string").encode
 
 
-@lru_cache(maxsize=None)
+@cache
 def upsert_sql(table: str, columns: tuple[str, ...], key: tuple[str, ...], types: tuple[tuple[str, str], ...],
                touch: str | None = "updated_at") -> str:
     cols = ", ".join(columns)

@@ -91,13 +91,14 @@ def write(conn: psycopg.Connection, loads: list[Load]) -> None:
             latest[(load.event_type, load.key())] = load
     with conn.transaction():
         for event_type in KEYS:
-            mine = [l for (t, _), l in latest.items() if t == event_type]
+            mine = [entry for (t, _), entry in latest.items() if t == event_type]
             if not mine:
                 continue
             cols = columns(event_type)
-            rows = [dict(l.record, contract_number=l.record.get("contract_number", l.contract)) for l in mine if l.record is not None]
+            rows = [dict(entry.record, contract_number=entry.record.get("contract_number", entry.contract))
+                    for entry in mine if entry.record is not None]
             upsert(conn, f"dw.{event_type}", cols, KEYS[event_type], rows)
-            deleted = [l.key() for l in mine if l.record is None]
+            deleted = [entry.key() for entry in mine if entry.record is None]
             if deleted:
                 where = " AND ".join(f"{k}::text = %s" for k in KEYS[event_type])
                 with conn.cursor() as cur:

@@ -14,7 +14,6 @@ from streams.stack.prometheus import Prometheus
 from streams.stack.worker import FaustWorker
 
 
-
 @dataclass
 class PartStatus:
     name: str

@@ -12,7 +12,6 @@ from pathlib import Path
 import psycopg
 
 from streams import resources, sources
-
 from streams.config import ALL_DATABASES, Settings
 from streams.sinks import warehouse
 from streams.stack.process import StackError, require_free_port, wait_until

@@ -10,7 +10,6 @@ from streams import resources
 from streams.config import Settings
 from streams.stack.process import BackgroundPart, StackError, pid_of
 
-
 ALERT_RULES = resources.path("deploy", "prometheus", "alerts.yml")  # docker-compose.yml loads them too
 
 

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Mapping
+from collections.abc import Mapping
 
 import httpx
 

@@ -58,7 +58,7 @@ class AuditRecord:
             self.after.encode() + b"}"
 
     @classmethod
-    def decode(cls, value: bytes) -> "AuditRecord":
+    def decode(cls, value: bytes) -> AuditRecord:
         doc = json.loads(value)
         (audit_id, sink, table, key, contract, trace, database, lsn, transaction, committed_at, ref) = doc["f"]
         before, after = doc["before_row"], doc["after_row"]

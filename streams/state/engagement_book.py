@@ -17,9 +17,9 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 from collections import OrderedDict
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Iterable
 
 from streams.rules.engagement import Candidate, Head, Rows
 
@@ -110,7 +110,7 @@ class EngagementBook:
     entries_of_resource: dict[int, set[int]] = field(default_factory=dict)
 
     @classmethod
-    def of(cls, head: Head, rows: Rows) -> "EngagementBook":
+    def of(cls, head: Head, rows: Rows) -> EngagementBook:
         book = cls(
             head=head, time=dict(rows.time), expenses=dict(rows.expenses),
             cost_of={entry_id: cost.cost_event_id for entry_id, cost in rows.costs.items()},

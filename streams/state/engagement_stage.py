@@ -7,8 +7,8 @@ engagement's book when it has one (the rows the bundles changed), in full otherw
 """
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
-from typing import Callable
+from collections.abc import Callable
+from datetime import UTC, date, datetime
 
 from streams.state.engagement_book import Books
 from streams.state.ledger import Ledger
@@ -19,7 +19,7 @@ from streams.state.routing import BundlePart, EngagementCopies
 
 class EngagementStage:
     def __init__(self, ledger: Ledger | None = None,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date()):
+                 today: Callable[[], date] = lambda: datetime.now(UTC).date()):
         self.copies = EngagementCopies()
         self.ledger = ledger if ledger is not None else Ledger()
         self.today = today

@@ -13,7 +13,7 @@ it): the ref is the row's name across the sync (a billing event's ``source_ref``
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Literal, Union
+from typing import Any, Literal
 from urllib.parse import unquote
 
 SEP = "|"
@@ -60,7 +60,7 @@ class EngagementKey:
         return head if part is None else f"{head}{part}{SEP}"
 
     @classmethod
-    def parse(cls, text: str) -> "EngagementKey":
+    def parse(cls, text: str) -> EngagementKey:
         if not text.startswith("eng:"):
             raise BadKey(f"not an engagement's ledger key: {text!r}")
         contract, sep, rest = text[4:].partition(SEP)
@@ -92,7 +92,7 @@ class AccountKey:
         return f"acct:{self.account_id}"
 
 
-LedgerKey = Union[EngagementKey, InvoiceKey, AccountKey]
+LedgerKey = EngagementKey | InvoiceKey | AccountKey
 
 
 def ledger_key(text: str) -> LedgerKey:
@@ -162,7 +162,7 @@ class EngagementRowKey:
         return f"{escape(contract)}{SEP}"
 
     @classmethod
-    def parse(cls, text: str) -> "EngagementRowKey":
+    def parse(cls, text: str) -> EngagementRowKey:
         contract, sep, ref = text.partition(SEP)
         if not sep:
             raise BadKey(f"not an engagement row's key: {text!r}")
@@ -215,7 +215,7 @@ class ClosedKey:
         return f"{self.PREFIX}{self.seq:020d}"
 
     @classmethod
-    def parse(cls, text: str) -> "ClosedKey":
+    def parse(cls, text: str) -> ClosedKey:
         if not text.startswith(cls.PREFIX):
             raise BadKey(f"not a closed-transactions key: {text!r}")
         return cls(int(text[len(cls.PREFIX):]))

@@ -3,8 +3,9 @@
 ``derive`` needs it to reverse what was written before, and the processor diffs against it so the
 sinks get only real changes. It keeps one output row per key in a ``Store`` (on the heap, or the
 worker's changelog-backed table ``q2c-ledger`` read on demand), so a batch writes only the rows
-that changed whatever the size of the engagement, and reads only those it touches: a whole engagement in one entry would be re-serialised on every change and would pass
-Kafka's default 1 MB message limit at about 1,200 time entries.
+that changed whatever the size of the engagement, and reads only those it touches: a whole
+engagement in one entry would be re-serialised on every change and would pass Kafka's default
+1 MB message limit at about 1,200 time entries.
 
 Keys (``streams.state.keys``): ``EngagementKey`` (the contract, and its schedule items, events,
 costs and linked source rows), ``InvoiceKey``, ``AccountKey``. No I/O.
@@ -12,8 +13,9 @@ costs and linked source rows), ``InvoiceKey``, ``AccountKey``. No I/O.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from streams.canonical.models import BillingEvent, Contract, ProjectCost, ScheduleItem
 from streams.rules.engagement import EngagementOutputs

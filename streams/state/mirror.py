@@ -11,13 +11,12 @@ from __future__ import annotations
 import json
 import zlib
 from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator, NamedTuple
+from typing import Any, NamedTuple
 
-from streams.canonical.models import (
-    Canonical, Client, Invoice, Project, Quote,
-)
+from streams.canonical.models import Canonical, Client, Invoice, Project, Quote
 from streams.capture.envelope import UNAVAILABLE, RowChange
 from streams.capture.mapping import TableMapping
 from streams.capture.tables import all_mappings
@@ -44,7 +43,7 @@ def _norm(text: str | None) -> str | None:
 INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "crm.quote": [("by_number", lambda q: q.quote_number), ("by_amends", lambda q: q.amends_quote_id),
                   ("by_number_norm", lambda q: _norm(q.quote_number))],
-    "crm.quote_line": [("by_quote", lambda l: l.quote_id)],
+    "crm.quote_line": [("by_quote", lambda line: line.quote_id)],
     "crm.account": [("by_number_norm", lambda a: _norm(a.account_number))],
     "psa.project": [("by_quote_number", lambda p: p.crm_quote_number)],
     "psa.milestone": [("by_project", lambda m: m.project_id)],
@@ -53,9 +52,9 @@ INDEXES: dict[str, list[tuple[str, Callable[[Any], Any]]]] = {
     "psa.expense_line": [("by_project", lambda e: e.project_id)],
     "finance.ar_customer": [("by_account_norm", lambda c: _norm(c.crm_account_no))],
     "finance.ar_invoice_hdr": [("by_customer", lambda i: i.cust_no), ("by_contract_ref", lambda i: _norm(i.contract_ref))],
-    "finance.ar_invoice_line": [("by_invoice", lambda l: l.inv_no),
-                                ("by_event", lambda l: l.src_ref.strip() if l.src_ref and l.src_ref.strip() else None),
-                                ("by_src_contract", lambda l: contract_of_event_ref(l.src_ref))],
+    "finance.ar_invoice_line": [("by_invoice", lambda line: line.inv_no),
+                                ("by_event", lambda line: line.src_ref.strip() if line.src_ref and line.src_ref.strip() else None),
+                                ("by_src_contract", lambda line: contract_of_event_ref(line.src_ref))],
     "finance.ar_receipt": [("by_invoice", lambda r: r.inv_no)],
 }
 
@@ -453,7 +452,8 @@ class SourceMirror:
             if t == "finance.ar_invoice_line":
                 found.add(contract_of_event_ref(model.src_ref) or "")
             found.add(self.contract_of_invoice(self.get("finance.ar_invoice_hdr", model.inv_no)) or "")
-            found.update(contract_of_event_ref(l.src_ref) or "" for l in self.find("finance.ar_invoice_line", "by_invoice", model.inv_no))
+            found.update(contract_of_event_ref(line.src_ref) or ""
+                         for line in self.find("finance.ar_invoice_line", "by_invoice", model.inv_no))
         found.discard("")
         return next(iter(found)) if len(found) == 1 else None
 
@@ -475,7 +475,7 @@ class SourceMirror:
                 # an invoice that arrived before the quote could not be matched: match it now
                 invoices.update(i.inv_no for i in self.find("finance.ar_invoice_hdr", "by_contract_ref", _norm(model.quote_number)))
                 if contract:
-                    invoices.update(l.inv_no for l in self.find("finance.ar_invoice_line", "by_src_contract", contract))
+                    invoices.update(line.inv_no for line in self.find("finance.ar_invoice_line", "by_src_contract", contract))
             elif t == "crm.account":
                 accounts.add(model.id)
                 for customer in self.find("finance.ar_customer", "by_account_norm", _norm(model.account_number)):

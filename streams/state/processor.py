@@ -13,23 +13,37 @@ that partition's worker derives it with ``engagement`` on its copy of the engage
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, date, datetime
+from typing import Any
 
 from streams.canonical.models import Canonical
 from streams.capture.envelope import RowChange
 from streams.capture.mapping import InvalidRow
 from streams.capture.tables import EVENT_TYPE_OF_TABLE
 from streams.rules.engagement import (
-    Candidate, EngagementOutputs, EngagementView, ProjectProvision, Terms, assemble, assignments_by_resource,
-    billing_event, derive, derive_head, derive_rows, expense_candidate, project_cost, reversed_cost, settle,
+    Candidate,
+    EngagementOutputs,
+    EngagementView,
+    ProjectProvision,
+    Terms,
+    assemble,
+    assignments_by_resource,
+    billing_event,
+    derive,
+    derive_head,
+    derive_rows,
+    expense_candidate,
+    project_cost,
+    reversed_cost,
+    settle,
     time_candidate,
 )
 from streams.rules.receivable import AccountFinancials, account_financials, receivable
-from streams.sinks.erp import ErpBatch
 from streams.state.audit import ERP_TABLE, AuditRecord, Cause, latest, record
 from streams.state.engagement_book import Books, EngagementBook
+from streams.state.erp_batch import ErpBatch
 from streams.state.keys import META_READERS, AccountKey, InvoiceKey
 from streams.state.ledger import FIELD_OF_PART, Ledger, StoredOutputs
 from streams.state.mirror import Applied, SourceMirror
@@ -81,7 +95,7 @@ class BatchResult:
 
 class Processor:
     def __init__(self, mirror: SourceMirror, ledger: Ledger | None = None,
-                 today: Callable[[], date] = lambda: datetime.now(timezone.utc).date(),
+                 today: Callable[[], date] = lambda: datetime.now(UTC).date(),
                  routes: RouteBook | None = None, books: Books | None = None):
         self.mirror = mirror
         self.ledger = ledger if ledger is not None else Ledger()
@@ -365,7 +379,7 @@ class Processor:
 def _rows_to_link(view: EngagementView) -> list[tuple[str, Canonical]]:
     """(ref, row) of every source row a view holds that belongs to the engagement."""
     rows: list[tuple[str, Canonical]] = [(f"crm.quote:{q.id}", q) for q in view.quotes]
-    rows += [(f"crm.quote_line:{l.id}", l) for lines in view.lines.values() for l in lines]
+    rows += [(f"crm.quote_line:{line.id}", line) for lines in view.lines.values() for line in lines]
     if view.project is not None:
         rows.append((f"psa.project:{view.project.id}", view.project))
     rows += [(f"psa.milestone:{m.id}", m) for m in view.milestones]

@@ -22,7 +22,7 @@ was never derived has read nothing). No I/O.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Iterable
+from collections.abc import Iterable
 
 from streams.rules.engagement import EngagementView
 from streams.state.keys import IndexKey, ReaderKey, ReadsKey

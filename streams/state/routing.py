@@ -54,7 +54,7 @@ class BundlePart:
                           separators=(",", ":")).encode()
 
     @classmethod
-    def decode(cls, key: bytes, value: bytes) -> "BundlePart":
+    def decode(cls, key: bytes, value: bytes) -> BundlePart:
         doc = json.loads(value)
         return cls(key.decode(), doc["rows"], doc["reset"], doc["last"], doc.get("ledger") or {})
 
@@ -146,7 +146,8 @@ class RouteBook:
                     rows[ref] = mirror.persisted(ref)
             elif ref in before:
                 rows[ref] = None  # deleted at the source
-        return rows, {EngagementRowKey(contract, ref).text: (mirror.position(ref) if doc is not None else None) for ref, doc in rows.items()}
+        return rows, {EngagementRowKey(contract, ref).text: (mirror.position(ref) if doc is not None else None)
+                      for ref, doc in rows.items()}
 
     def apply(self, writes: dict[str, int | None]) -> None:
         """Record entries of parts that were sent (None: the row left the copy)."""

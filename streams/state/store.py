@@ -9,8 +9,8 @@ rows on local disk read on demand (``CachedStore`` over the worker's RocksDB tab
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
-from typing import Any, Iterable, Iterator, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, Protocol
 
 from sortedcontainers import SortedList
 

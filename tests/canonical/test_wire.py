@@ -11,6 +11,7 @@ from decimal import Decimal
 
 import pytest
 from confluent_kafka.schema_registry import SchemaRegistryClient
+from confluent_kafka.schema_registry.error import SchemaRegistryError
 
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire, registry_client
@@ -69,7 +70,7 @@ def test_an_unknown_schema_id_is_a_clear_error(registry):
 
 def test_without_auto_registration_schemas_must_be_registered_first(outputs, registry):
     wire = CanonicalWire(registry, auto_register=False)
-    with pytest.raises(Exception):
+    with pytest.raises(SchemaRegistryError, match="Schema Not Found"):
         wire.encode("contract", outputs.contract)
     ids = wire.register_all()
     assert set(ids) == {f"q2c.canonical.{t}-value" for t in avro.EVENT_TYPES}

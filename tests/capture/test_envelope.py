@@ -1,9 +1,10 @@
 import json
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.capture.envelope import UNAVAILABLE, UndecodableEvent, decode
 from streams.capture.mapping import InvalidRow
@@ -32,7 +33,7 @@ def test_a_finance_row_is_trimmed_and_its_london_time_made_utc():
     model = mapping_for(change).to_model(change.row)
     assert model.start_dt == date(2026, 7, 1) and model.status_cd == "O"
     # 2026-07-15 09:00 London (BST, UTC+1) is 08:00 UTC
-    assert model.last_upd_ts == datetime(2026, 7, 15, 8, 0, tzinfo=timezone.utc)
+    assert model.last_upd_ts == datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
     assert change.position == 1000 and change.committed_at.tzinfo is not None
 
 
@@ -103,7 +104,8 @@ def test_an_older_change_never_overwrites_a_newer_one_and_toast_placeholders_kee
     fields = [{"field": "work_date", "name": "io.debezium.time.Date"}]
     base = {"id": 1, "resource_id": 5, "project_id": 7, "work_date": 20635, "hours": "8", "billable": True,
             "status": "approved", "description": "long text"}
-    new = decode("psa.psa.timesheet_entry", b'{"id":1}', envelope(dict(base, hours="6"), lsn=200, table="timesheet_entry", schema="psa", fields=fields))
+    new = decode("psa.psa.timesheet_entry", b'{"id":1}', envelope(dict(base, hours="6"), lsn=200,
+                                                                  table="timesheet_entry", schema="psa", fields=fields))
     old = decode("psa.psa.timesheet_entry", b'{"id":1}', envelope(base, lsn=100, table="timesheet_entry", schema="psa", fields=fields))
     assert mirror.apply(new) is not None
     assert mirror.apply(old) is None
@@ -166,7 +168,7 @@ def test_a_schemaless_finance_row_reads_as_the_same_model_as_with_its_schema():
     model = mapping_for(bare).to_model(bare.row)
     assert model == mapping_for(typed).to_model(typed.row)
     # the local timestamp (microseconds, no zone) is still read as London time
-    assert model.start_dt == date(2026, 7, 1) and model.last_upd_ts == datetime(2026, 7, 15, 8, 0, tzinfo=timezone.utc)
+    assert model.start_dt == date(2026, 7, 1) and model.last_upd_ts == datetime(2026, 7, 15, 8, 0, tzinfo=UTC)
 
 
 def test_schemaless_dates_and_zoned_timestamps_of_the_psa_and_the_crm_are_converted_by_the_model():
@@ -175,7 +177,7 @@ def test_schemaless_dates_and_zoned_timestamps_of_the_psa_and_the_crm_are_conver
     change = decode("psa.psa.timesheet_entry", b'{"id":1}', schemaless(entry, table="timesheet_entry", schema="psa"))
     model = mapping_for(change).to_model(change.row)
     assert model.work_date == date(2026, 3, 1) and model.hours == D("7.50")
-    assert model.approved_at == datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=timezone.utc)
+    assert model.approved_at == datetime(2026, 3, 2, 9, 30, 0, 123456, tzinfo=UTC)
     quote = {"id": 1, "quote_number": "Q-1", "account_id": 1, "opportunity_id": 1, "quote_type": "time_and_materials",
              "commercial_model": "time_and_materials", "status": "approved", "payment_terms_days": 30, "discount_pct": "0",
              "total_amount": "1000.00", "start_date": 20454, "end_date": 20818, "currency": "GBP",
@@ -183,4 +185,4 @@ def test_schemaless_dates_and_zoned_timestamps_of_the_psa_and_the_crm_are_conver
     change = decode("crm.crm.quote", b'{"id":1}', schemaless(quote, table="quote", schema="crm"))
     model = mapping_for(change).to_model(change.row)
     assert model.start_date == date(2026, 1, 1) and model.end_date == date(2026, 12, 31)
-    assert model.source_updated_at == datetime(2026, 1, 5, 10, 0, 1, tzinfo=timezone.utc)  # updated_at, renamed
+    assert model.source_updated_at == datetime(2026, 1, 5, 10, 0, 1, tzinfo=UTC)  # updated_at, renamed

@@ -3,10 +3,10 @@ Debezium connectors: a table added in one place and forgotten in another fails h
 import json
 from pathlib import Path
 
-from streams.agents.topics import source_topics
 from streams.canonical.avro import EVENT_TYPES
 from streams.capture.tables import EVENT_TYPE_OF_TABLE, TABLES
 from streams.sinks.warehouse import KEYS
+from streams.topics import source_topics
 
 CONNECT = Path(__file__).parents[2] / "connect"
 

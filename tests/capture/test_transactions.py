@@ -1,6 +1,7 @@
 import json
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, decode
 from streams.capture.transactions import TransactionBuffer

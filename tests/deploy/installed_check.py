@@ -4,7 +4,7 @@ JSON: where ``streams`` was imported from, the event types round-tripped, the sc
 import json
 import os
 import sys
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal
 
 import streams
@@ -23,7 +23,7 @@ def datum(field_type):
         if logical == "date":
             return date(2026, 12, 4)
         if logical == "timestamp-micros":
-            return datetime(2026, 12, 4, 9, 30, tzinfo=timezone.utc)
+            return datetime(2026, 12, 4, 9, 30, tzinfo=UTC)
         return datum(field_type["type"])
     return {"string": "x", "long": 7, "int": 7, "boolean": True}[field_type]
 

@@ -7,9 +7,9 @@ import httpx
 import pytest
 
 from streams import connectors
-from streams.agents.topics import NOTIFICATIONS
+from streams.kafka_io import read_all
 from streams.operations.backfill import BackfillError, Notification, requests
-from streams.operations.kafka_io import read_all
+from streams.topics import NOTIFICATIONS
 from tests.commands import q2c
 from tests.scenarios.test_billing import engagement, events
 from tests.sources import eventually

@@ -1,15 +1,26 @@
 """Small builders of canonical models for rule tests: only what a test cares about is named."""
 from __future__ import annotations
 
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 from streams.canonical.models import (
-    Assignment, BillingMilestone, Client, ExpenseItem, FiscalPeriod, Invoice, InvoiceLine, Project,
-    Quote, QuoteLine, Resource, TaxRate, TimeEntry,
+    Assignment,
+    BillingMilestone,
+    Client,
+    ExpenseItem,
+    FiscalPeriod,
+    Invoice,
+    InvoiceLine,
+    Project,
+    Quote,
+    QuoteLine,
+    Resource,
+    TaxRate,
+    TimeEntry,
 )
 
-T0 = datetime(2026, 11, 1, 9, 0, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
 
 def quote(qid=1, number=None, model="fixed_fee", status="approved", revision=1, amends=None,
@@ -83,7 +94,7 @@ def tax(code="STD", country="GB", rate="20", valid_from=date(2000, 1, 1), valid_
 def invoice(no, status="IS", contract_ref=None, gross="120", inv_dt=date(2026, 12, 1), due=date(2026, 12, 31), cust="C1"):
     return Invoice(inv_no=no, cust_no=cust, contract_ref=contract_ref, inv_dt=inv_dt, due_dt=due, curr_cd="GBP",
                    net_amt=D("100"), tax_amt=D("20"), gross_amt=D(gross), status_cd=status, entity_cd="UK01",
-                   last_upd_ts=datetime(2026, 12, 1, tzinfo=timezone.utc))
+                   last_upd_ts=datetime(2026, 12, 1, tzinfo=UTC))
 
 
 def invoice_line(no, line_no, src_ref, src_type="MS"):

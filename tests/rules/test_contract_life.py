@@ -2,12 +2,24 @@
 from datetime import date, timedelta
 from decimal import Decimal as D
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from streams.rules.contract_life import cancelled_at, cancellations
+from streams.rules.contract_life import cancellations, cancelled_at
 from streams.rules.engagement import derive
 from tests.rules.builders import (
-    T0, assignment, expense, invoice, invoice_line, line, milestone, period, project, quote, resource, time_entry,
+    T0,
+    assignment,
+    expense,
+    invoice,
+    invoice_line,
+    line,
+    milestone,
+    period,
+    project,
+    quote,
+    resource,
+    time_entry,
 )
 from tests.rules.test_engagement import view
 

@@ -2,19 +2,32 @@
 from datetime import date, timedelta
 from decimal import Decimal as D
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.rules.engagement import EngagementView, derive
 from tests.rules.builders import (
-    T0, assignment, client, expense, invoice, invoice_line, line, milestone, period, project, quote,
-    resource, tax, time_entry,
+    T0,
+    assignment,
+    client,
+    expense,
+    invoice,
+    invoice_line,
+    line,
+    milestone,
+    period,
+    project,
+    quote,
+    resource,
+    tax,
+    time_entry,
 )
 
 
 def view(quotes, lines, **kw):
     by_quote = {}
-    for l in lines:
-        by_quote.setdefault(l.quote_id, []).append(l)
+    for quote_line in lines:
+        by_quote.setdefault(quote_line.quote_id, []).append(quote_line)
     kw.setdefault("client", client())
     kw.setdefault("tax_rates", [tax()])
     return EngagementView(contract_number=quotes[0].quote_number, quotes=quotes, lines=by_quote, **kw)
@@ -68,7 +81,8 @@ def test_accepted_milestone_is_eligible_with_an_event_and_reopening_reverses_it(
     event = accepted.events["MS:Q-1:GO"]
     assert accepted.schedule["MS:GO"].status == "eligible"
     assert (event.status, event.amount, event.tax_rate_pct, event.tax_amount) == ("ready", D("5000.00"), D("20"), D("1000.00"))
-    reopened = derive(view([quote(model="milestone")], lines, project=project(), milestones=[milestone("GO", status="completed")]), accepted)
+    reopened = derive(view([quote(model="milestone")], lines, project=project(),
+                           milestones=[milestone("GO", status="completed")]), accepted)
     assert reopened.schedule["MS:GO"].status == "planned"
     assert reopened.events["MS:Q-1:GO"].status == "reversed"
 
@@ -161,7 +175,8 @@ def test_a_billed_event_never_changes_and_a_rev_event_is_queued():
     reopened = derive(tm_view([time_entry(1, hours="8", status="submitted")], invoice_lines=billed_lines), billed)
     assert reopened.events[eid] == billed.events[eid]
     rev = reopened.events[f"{eid}:REV"]
-    assert (rev.quantity, rev.amount, rev.tax_amount, rev.status) == (-D("8"), -billed.events[eid].amount, -billed.events[eid].tax_amount, "ready")
+    assert (rev.quantity, rev.amount, rev.tax_amount, rev.status) == (-D("8"),
+                                                                      -billed.events[eid].amount, -billed.events[eid].tax_amount, "ready")
 
 
 def test_a_voided_invoice_puts_its_events_back_to_ready():
@@ -220,7 +235,7 @@ def test_ids_are_stable_under_replay_and_a_rerun_changes_nothing(before, after):
     assert again.events == first.events  # the same state yields the same ids and rows
     later = derive(tm_view(after), first)
     assert derive(tm_view(after), later).events == later.events
-    for eid, event in first.events.items():  # nothing written is ever forgotten
+    for eid, _event in first.events.items():  # nothing written is ever forgotten
         assert eid in later.events
 
 
@@ -255,7 +270,8 @@ def test_retainer_months_become_billable_as_their_periods_open():
     q = quote(model="retainer", start=date(2026, 12, 10), end=date(2027, 12, 31))
     out = derive(view([q], [line(1, "retainer_fee", qty="3", price="2000")], project=project(),
                       periods={"202612": period("202612"), "202701": period("202701", status="C"), "202702": period("202702", status="F")}))
-    assert {k: i.status for k, i in out.schedule.items()} == {"RT:1:202612": "eligible", "RT:1:202701": "eligible", "RT:1:202702": "planned"}
+    assert {k: i.status for k, i in out.schedule.items()} == {"RT:1:202612": "eligible",
+                                                              "RT:1:202701": "eligible", "RT:1:202702": "planned"}
     assert sorted(out.events) == ["RT:Q-1:1:202612", "RT:Q-1:1:202701"]
     assert out.contract.contract_value == D("6000.00")
 

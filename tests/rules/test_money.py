@@ -1,7 +1,8 @@
 from decimal import Decimal as D
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.rules.money import net_amount, split, tax_amount, to_cents
 

@@ -1,4 +1,4 @@
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from decimal import Decimal as D
 
 from streams.rules.schedule import months_touched, plan, reshape
@@ -40,7 +40,7 @@ def test_role_rate_and_expense_lines_plan_nothing():
 
 def test_change_order_reshapes_planned_items_and_keeps_locked_ones():
     r1 = quote(qid=1, model="milestone")
-    r2 = quote(qid=2, model="milestone", revision=2, amends=1, approved=datetime(2026, 12, 1, tzinfo=timezone.utc))
+    r2 = quote(qid=2, model="milestone", revision=2, amends=1, approved=datetime(2026, 12, 1, tzinfo=UTC))
     lines1 = [line(1, "milestone", price="1000", code="A"), line(2, "milestone", price="2000", code="B"),
               line(3, "milestone", price="3000", code="C")]
     lines2 = [line(1, "milestone", price="1500", code="A"), line(2, "milestone", price="2500", code="B", qid=2),

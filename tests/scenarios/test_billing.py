@@ -45,7 +45,8 @@ def test_milestone_accepted_becomes_billable_and_reopened_is_reversed(firm, psa,
     psa.accept(project["id"], "M1")
     event = eventually(lambda: [e for e in events(firm, number) if e["status"] == "ready"], what="the milestone event")[0]
     assert event["billing_event_id"] == f"MS:{number}:M1"
-    assert (event["event_type"], event["amount"], event["tax_rate_pct"], event["tax_amount"]) == ("milestone", D("5000.00"), D("20.000"), D("1000.00"))
+    assert (event["event_type"], event["amount"], event["tax_rate_pct"], event["tax_amount"]) == (
+        "milestone", D("5000.00"), D("20.000"), D("1000.00"))
     assert event["source_ref"].startswith("psa.milestone:")
     assert eventually(lambda: schedule(firm, number)["MS:M1"]["status"] == "eligible")
     firm.psa.run("update psa.milestone set status = 'completed', accepted_at = null where project_id = %s", project["id"])
@@ -88,7 +89,8 @@ def test_time_and_materials_time_is_priced_held_and_released(firm, psa, ids):
     assert by_entry[f"psa.timesheet_entry:{n + 2}"]["hold_reason"] == "outside_term"
     held = by_entry[f"psa.timesheet_entry:{n + 3}"]
     assert held["hold_reason"] == "not_assigned"
-    costs = eventually(lambda: (rows := firm.erp.rows("select * from erp_inbound.project_cost where contract_number = %s", number)) and len(rows) == 5 and rows)
+    costs = eventually(lambda: (rows := firm.erp.rows("select * from erp_inbound.project_cost where contract_number = %s", number))
+                       and len(rows) == 5 and rows)
     assert sorted(c["cost_amount"] for c in costs if c["employee_no"] == f"E{n}") == [D("320.00"), D("600.00"), D("640.00"), D("2000.00")]
     # the hold is re-examined when its cause changes: the same event becomes ready
     psa.assign(n + 1, pid, n + 1, start=f"{year}-01-01", end=f"{year}-06-30")
@@ -147,13 +149,15 @@ def test_invoices_bill_events_payments_apply_and_a_void_puts_them_back(firm, psa
     assert receivable["status"] == "issued" and receivable["trace_id"] is not None
     psa.receipt(f"R{n % 10**9}", f"I{n % 10**9}", cust, "500.00")
     firm.finance.run("update finance.ar_invoice_hdr set status_cd = 'PP' where inv_no = %s", f"I{n % 10**9}")
-    eventually(lambda: firm.erp.one("select 1 from erp_inbound.receivable where invoice_number = %s and paid_amount = 500 and status = 'partially_paid'", f"I{n % 10**9}"))
+    eventually(lambda: firm.erp.one("select 1 from erp_inbound.receivable where invoice_number = %s and paid_amount = 500"
+                                    " and status = 'partially_paid'", f"I{n % 10**9}"))
     fin = eventually(lambda: firm.crm.one("select * from crm.account_financials where account_id = %s and open_receivable = 700", n))
     assert fin["last_invoice_number"] == f"I{n % 10**9}" and fin["last_invoice_status"] == "partially_paid"
     assert str(fin["last_payment_at"]) == "2026-12-15" and fin["overdue_receivable"] == D("700.00")
     firm.finance.run("update finance.ar_invoice_hdr set status_cd = 'VD' where inv_no = %s", f"I{n % 10**9}")
     eventually(lambda: all(e["status"] == "ready" for e in events(firm, number)), what="events back to ready after the void")
-    eventually(lambda: firm.crm.one("select 1 from crm.account_financials where account_id = %s and open_receivable = 0 and last_invoice_status = 'void'", n))
+    eventually(lambda: firm.crm.one("select 1 from crm.account_financials where account_id = %s and open_receivable = 0"
+                                    " and last_invoice_status = 'void'", n))
 
 
 def test_an_unmatched_invoice_is_a_receivable_without_contract(firm, psa, ids):
@@ -173,7 +177,8 @@ def test_a_change_order_reshapes_the_schedule_and_adds_the_missing_rate(firm, ps
     psa.resource(n, role="ARCH")
     psa.assign(n, pid, n, role="ARCH", start=f"{year}-01-01", end=f"{year}-06-30")
     psa.time(n, pid, n, "8", day=f"{year}-01-10")
-    held = eventually(lambda: (r := events(firm, number, f"psa.timesheet_entry:{n}")) and r[0]["hold_reason"] == "no_rate_for_role" and r[0])
+    held = eventually(lambda: (r := events(firm, number, f"psa.timesheet_entry:{n}"))
+                      and r[0]["hold_reason"] == "no_rate_for_role" and r[0])
     co = n + 500
     firm.quote(co, n, f"{number}-R2", "time_and_materials", f"{year}-01-01", f"{year}-09-30", revision=2, amends=n)
     firm.line(co * 10 + 1, co, 1, "role_rate", qty="100", price="100", role="CONS")

@@ -77,7 +77,8 @@ def test_a_sink_failure_is_dead_lettered_and_replayed_once_fixed(stack, firm, id
     assert all(d["replayed_at"] for d in letters() if d["id"] in {f["id"] for f in failed})
     # applied at once, not held waiting for an END marker that passed long ago
     metrics = httpx.get(stack.s.metrics_url, timeout=5).text
-    assert not [l for l in metrics.splitlines() if l.startswith("q2c_incomplete_transactions_total ") and float(l.split()[1]) > 0]
+    assert not [line for line in metrics.splitlines() if line.startswith("q2c_incomplete_transactions_total ")
+                and float(line.split()[1]) > 0]
 
 
 def test_consume_prints_canonical_events_as_json_lines(stack, firm, ids):

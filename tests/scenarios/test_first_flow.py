@@ -25,7 +25,8 @@ def test_an_approved_quote_becomes_a_contract_and_its_schedule(stack, firm, ids)
                           what="the contract in the ERP")
     assert contract["revision"] == 1 and contract["client_account_number"] == f"ACC-{n:08d}"
     assert contract["trace_id"] == trace_id(number)
-    eventually(lambda: firm.erp.one("select contract_value from erp_inbound.contract where contract_number = %s and contract_value = 13050", number),
+    eventually(lambda: firm.erp.one("select contract_value from erp_inbound.contract where contract_number = %s"
+                                    " and contract_value = 13050", number),
                what="the contract value with every line")
     schedule = eventually(lambda: (rows := firm.erp.rows(
         "select schedule_key, planned_date::text, amount, status, trace_id from erp_inbound.billing_schedule"

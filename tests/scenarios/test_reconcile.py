@@ -21,7 +21,8 @@ def test_reconcile_explains_each_difference(stack, firm, psa, ids):
     healthy, broken = f"Q-H{n}", f"Q-B{n}"
     for k, number in ((n, healthy), (n + 1, broken)):
         psa.milestone_engagement(k, number, price="1000", code="M")
-        eventually(lambda: firm.erp.one("select 1 from erp_inbound.billing_event where billing_event_id = %s", f"MS:{number}:M"))
+        eventually(lambda number=number: firm.erp.one("select 1 from erp_inbound.billing_event where billing_event_id = %s",
+                                                      f"MS:{number}:M"))
     cust = f"K{n % 10**9}"
     psa.customer(cust, f"ACC-{n:08d}")
     psa.invoice(f"V{n % 10**9}", cust, healthy, "100.00", [("MS", "MS:Q-NOPE:X", "100.00")])

@@ -4,9 +4,9 @@ import time
 
 import pytest
 
-from streams.agents.topics import AUDIT, canonical_topics, source_topics
-from streams.operations.kafka_io import lag_by_partition, worker_lag
+from streams.kafka_io import lag_by_partition, worker_lag
 from streams.operations.replay import replay_everything
+from streams.topics import AUDIT, canonical_topics, source_topics
 from tests.commands import q2c
 from tests.sources import crash_worker, eventually
 

@@ -11,7 +11,7 @@ import pytest
 from confluent_kafka import Producer
 
 from streams.canonical import avro
-from streams.operations.kafka_io import read_all
+from streams.kafka_io import read_all
 from tests.scenarios.test_billing import consultant_on_time_and_materials, events
 from tests.sources import crash_worker, eventually, settle
 
@@ -112,5 +112,5 @@ def test_a_transaction_that_never_completes_is_applied_after_the_wait(stack, fir
                timeout=stack.s.transaction_wait_s + 30, what="the incomplete transaction applied after the wait")
     firm.psa.run("update psa.timesheet_entry set hours = 5 where id = %s", n)  # the source agrees again
     metrics = httpx.get(stack.s.metrics_url, timeout=5).text
-    incomplete = [l for l in metrics.splitlines() if l.startswith("q2c_incomplete_transactions_total ")]
+    incomplete = [line for line in metrics.splitlines() if line.startswith("q2c_incomplete_transactions_total ")]
     assert incomplete and float(incomplete[0].split()[1]) >= 1

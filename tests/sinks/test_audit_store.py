@@ -1,7 +1,7 @@
 """The audit trail's store on the real PostgreSQL: each record kept once, a record that repeats its
 row's last change not kept, the order of a batch kept."""
 from dataclasses import replace
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -12,8 +12,8 @@ from tests.sources import database_for_sync
 
 pytestmark = pytest.mark.stack
 
-CAUSE = Cause("psa", 23, "812", datetime(2026, 2, 2, 10, tzinfo=timezone.utc), "psa.timesheet_entry:9")
-AT = datetime(2026, 2, 2, 10, 0, 1, tzinfo=timezone.utc)
+CAUSE = Cause("psa", 23, "812", datetime(2026, 2, 2, 10, tzinfo=UTC), "psa.timesheet_entry:9")
+AT = datetime(2026, 2, 2, 10, 0, 1, tzinfo=UTC)
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def test_the_source_databases_hold_the_client_schemas_with_logical_wal(stack):
 
     crm = Db(stack.s.dsn("crm"))
     assert crm.one("show wal_level")["wal_level"] == "logical"
-    tables = {r["t"] for r in crm.rows("select table_schema || '.' || table_name as t from information_schema.tables where table_schema = 'crm'")}
+    tables = {r["t"] for r in crm.rows("select table_schema || '.' || table_name as t from information_schema.tables"
+                                       " where table_schema = 'crm'")}
     assert tables == {"crm.account", "crm.opportunity", "crm.quote", "crm.quote_line", "crm.account_financials"}
     erp = Db(stack.s.dsn("erp"))
     assert erp.one("select count(*) as n from information_schema.tables where table_schema = 'erp_inbound'")["n"] == 5

@@ -1,16 +1,17 @@
 """The audit trail's records, made where the processor diffs against the ledger: one per write
 that changes a row, none for a write that changes nothing, the same again for a batch done again."""
 from dataclasses import replace
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.state.audit import AuditRecord, Cause, decode_many, encode_many, latest, record
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
 from tests.state.test_processor import ROWS, change
 
-CAUSE = Cause("psa", 23, "812", datetime(2026, 2, 2, 10, tzinfo=timezone.utc))
+CAUSE = Cause("psa", 23, "812", datetime(2026, 2, 2, 10, tzinfo=UTC))
 
 
 def test_a_write_that_changes_nothing_is_not_recorded():
@@ -38,8 +39,8 @@ def test_a_record_survives_its_wire_form():
 
 
 def test_the_latest_cause_is_the_last_committed():
-    early = Cause("crm", 500, "1", datetime(2026, 1, 1, tzinfo=timezone.utc))
-    late = Cause("psa", 10, "2", datetime(2026, 1, 2, tzinfo=timezone.utc))
+    early = Cause("crm", 500, "1", datetime(2026, 1, 1, tzinfo=UTC))
+    late = Cause("psa", 10, "2", datetime(2026, 1, 2, tzinfo=UTC))
     assert latest([early, None, late]) == late
     assert latest([None]) is None
 

@@ -7,9 +7,10 @@ full every time, from the heap
 (``Books(size=0)`` keeps no book). Their ERP rows, canonical events and ledgers must be equal
 after every batch, for any sequence and batching: reversals, ``:REV`` events, releases of holds,
 running totals, costs restated."""
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.capture.envelope import RowChange
 from streams.state.engagement_book import Books, RunningTotal
@@ -21,7 +22,7 @@ from streams.testing import JsonTable
 from tests.rules.builders import T0
 from tests.state.test_routing import TwoStages
 
-START = datetime(2026, 1, 1, tzinfo=timezone.utc)
+START = datetime(2026, 1, 1, tzinfo=UTC)
 
 
 def quote_row(qid=1, revision=1, amends=None, status="approved", approved=START, number=None):
@@ -198,7 +199,7 @@ def run_both(ops, batch_sizes):
         processor.commit(processor.process(base))
     for batch, so_far in batches(ops, batch_sizes, feed, full):
         results = [p.process(batch) for p in (incremental, full)]
-        for p, r in zip((incremental, full), results):
+        for p, r in zip((incremental, full), results, strict=False):
             p.commit(r)
         assert outcome(results[0], incremental) == outcome(results[1], full), so_far
 
@@ -246,8 +247,9 @@ def test_a_batch_that_was_not_committed_leaves_no_book_ahead_of_the_ledger():
 
 
 def test_a_running_total_recomputes_from_the_change_and_stops_where_it_is_back():
-    from streams.rules.engagement import Candidate
     from decimal import Decimal as D
+
+    from streams.rules.engagement import Candidate
 
     def cand(i, amount):
         return Candidate("time", i, T0.date(), None, D("1"), f"E{i}", (T0, i), D(amount), D(amount), "STD", None, True)

@@ -8,7 +8,8 @@ among the engagements the change touches. The only rule written by hand, the roo
 with the rest: a quote names its own contract."""
 from datetime import date
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.capture.envelope import RowChange
 from streams.state.keys import IndexKey

@@ -1,9 +1,18 @@
 """The state tables' keys: each reads back as what was written, keeps to its own range whatever
 its components hold, and keeps the text tables written by earlier versions hold."""
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from streams.state.keys import (
-    ENGAGEMENT_PARTS, AccountKey, BadKey, ClosedKey, EngagementKey, EngagementRowKey, IndexKey, InvoiceKey, contract_of,
+    ENGAGEMENT_PARTS,
+    AccountKey,
+    BadKey,
+    ClosedKey,
+    EngagementKey,
+    EngagementRowKey,
+    IndexKey,
+    InvoiceKey,
+    contract_of,
     ledger_key,
 )
 from streams.state.store import MemoryStore, PrefixView

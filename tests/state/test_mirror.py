@@ -1,14 +1,14 @@
 """The mirror dates a row's standing by the source's commit time (``status_since``), and keeps its
 indexes in its store."""
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from streams.capture.envelope import RowChange
 from streams.state.mirror import MirrorCodec, SourceMirror
 from streams.state.store import CachedStore, MemoryStore
 from streams.testing import JsonTable
 
-T = datetime(2026, 11, 1, 9, tzinfo=timezone.utc)
+T = datetime(2026, 11, 1, 9, tzinfo=UTC)
 QUOTE = {"id": 1, "quote_number": "Q-1", "opportunity_id": 1, "account_id": 1, "revision": 1, "status": "draft",
          "commercial_model": "milestone", "currency": "GBP", "start_date": date(2026, 11, 1),
          "end_date": date(2027, 1, 31), "payment_terms_days": 30, "discount_pct": "0", "total_amount": "0",

@@ -3,7 +3,8 @@ from collections import Counter
 from datetime import date
 from functools import lru_cache
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.capture.envelope import RowChange
 from streams.state.mirror import SourceMirror
@@ -39,7 +40,8 @@ ROWS = [
     change("finance.ar_customer", {"cust_no": "C1"}, {"cust_no": "C1", "cust_name": "Acme", "crm_account_no": " acc-1 ",
                                                       "country_cd": "GB", "curr_cd": "GBP", "entity_cd": "UK01", "status_cd": "A",
                                                       "last_upd_ts": "2026-03-01T00:00:00+00:00"}, 31),
-    change("finance.ar_invoice_hdr", {"inv_no": "I1"}, {"inv_no": "I1", "cust_no": "C1", "contract_ref": "wrong", "inv_dt": date(2026, 3, 1),
+    change("finance.ar_invoice_hdr", {"inv_no": "I1"}, {"inv_no": "I1", "cust_no": "C1", "contract_ref": "wrong",
+                                                        "inv_dt": date(2026, 3, 1),
                                                          "due_dt": date(2026, 3, 31), "curr_cd": "GBP", "net_amt": "800", "tax_amt": "160",
                                                          "gross_amt": "960", "status_cd": "IS", "entity_cd": "UK01",
                                                          "last_upd_ts": "2026-03-01T00:00:00+00:00"}, 32),

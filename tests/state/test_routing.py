@@ -4,7 +4,8 @@ import dataclasses
 from datetime import date
 from decimal import Decimal
 
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from streams.state.engagement_stage import EngagementStage
 from streams.state.mirror import SourceMirror

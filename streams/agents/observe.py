@@ -129,4 +129,4 @@ def warehouse_figures(warehouse_dsn: str) -> WarehouseFigures:
         means = conn.execute(f"select {columns} from dw.quote_to_cash_cycle"
                              " where approved_at >= now() - interval '90 days'").fetchone()
     return WarehouseFigures(unbilled, int(eligible),
-                            {stage: mean for stage, mean in zip(CYCLE_STAGES, means) if mean is not None})
+                            {stage: mean for stage, mean in zip(CYCLE_STAGES, means, strict=False) if mean is not None})

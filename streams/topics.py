@@ -45,7 +45,7 @@ def ensure_topics(settings: Settings) -> None:
                             config={"retention.ms": "-1", "compression.type": "producer"}))
     if not new:
         return
-    for topic, future in admin.create_topics(new).items():
+    for _topic, future in admin.create_topics(new).items():
         try:
             future.result()
         except KafkaException as exc:

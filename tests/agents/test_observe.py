@@ -1,11 +1,11 @@
-"""The platform's readings (``streams.operations.observe``) against the real stack: replication
+"""The platform's readings (``streams.agents.observe``) against the real stack: replication
 slots, Connect's connectors, and the ERP's business figures computed from rows of a test's own."""
 from datetime import date, timedelta
 from decimal import Decimal
 
 import pytest
 
-from streams.operations import observe
+from streams.agents import observe
 from streams.stack.postgres import SYSTEMS_DIR
 from tests.sources import Db, database_for_sync, dsn_of, eventually
 
