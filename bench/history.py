@@ -24,7 +24,7 @@ from datetime import date, timedelta
 import psycopg
 
 from bench.throughput import RESULTS, cpu_s, rss_mb
-from tests.conftest import TEST_PORTS
+from streams.testing.ports import TEST_PORTS
 
 RATE, COST = "150", "80"
 

@@ -42,7 +42,7 @@ from datetime import UTC, datetime
 
 from bench.history import _erp_events, _wait, live, write_history
 from bench.throughput import RESULTS, cpu_s
-from tests.conftest import TEST_PORTS
+from streams.testing.ports import TEST_PORTS
 
 TARGETS = {  # the speed targets, as set on the development machine
     "worker_cpu_us_per_change": ("<=", 150), "catchup_eps": (">=", 5000), "faust_vs_baseline": (">=", 0.5),
@@ -198,8 +198,8 @@ def _plan(args) -> list[tuple[int, int, int]]:
 
 def one_run(args) -> dict:
     from streams.stack.postgres import SYSTEMS_DIR
+    from streams.testing.firm import database_for_sync
     from streams.topics import source_topics
-    from tests.sources import database_for_sync
 
     stack = _stack(0)
     s, out = stack.s, {}

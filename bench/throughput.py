@@ -1,7 +1,7 @@
 """Throughput benchmark, run by hand (`make bench-quick`): end to end through the real stack, and the
 pure core (mirror + rules + diff) alone.
 
-End to end: a generated load (tests/load.py) is written to the PSA; the clock runs from the first
+End to end: a generated load (streams/testing/load.py) is written to the PSA; the clock runs from the first
 source commit until the ERP holds every billing event. Reported: source changes per second, and
 the RSS of each part. Core: the same changes as RowChanges through ``Processor`` in batches,
 no I/O, on one core."""
@@ -16,7 +16,7 @@ import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from tests.conftest import TEST_PORTS
+from streams.testing.ports import TEST_PORTS
 
 RESULTS = Path(__file__).with_name("results.json")
 results: dict = {}  # what this run measured, written to bench/results.json
@@ -51,8 +51,8 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
     from streams.config import Settings
     from streams.stack.manager import Stack
     from streams.stack.worker import FaustWorker
-    from tests.load import Load
-    from tests.sources import Delivery, Firm, eventually
+    from streams.testing.firm import Delivery, Firm, eventually
+    from streams.testing.load import Load
 
     home = tempfile.mkdtemp(prefix="q2c-bench-")
     os.environ.update({**TEST_PORTS, "Q2C_HOME": home, "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
@@ -110,7 +110,7 @@ def core_changes(engagements: int, entries: int, first: int = 0, tax: bool = Tru
     account, quote, line, project, person and assignment and ``entries`` approved time entries
     (engagements numbered from ``first``)."""
     from streams.capture.envelope import RowChange
-    from tests.state.test_processor import ROWS
+    from streams.testing.rows import ROWS
 
     approved = datetime(2026, 2, 2, 10, tzinfo=UTC)
     changes = []

@@ -11,14 +11,7 @@ from pathlib import Path
 
 import pytest
 
-# Below Linux's ephemeral range (32768-60999), where an outgoing connection could take them.
-# Q2C_TEST_PORT_OFFSET moves them all, to run the suite beside a benchmark's stack.
-_OFFSET = int(os.environ.get("Q2C_TEST_PORT_OFFSET", "0"))
-TEST_PORTS = {name: str(port + _OFFSET) for name, port in {
-    "Q2C_PG_PORT": 25532, "Q2C_KAFKA_PORT": 29192, "Q2C_CONTROLLER_PORT": 29193,
-    "Q2C_CONNECT_PORT": 28183, "Q2C_METRICS_PORT": 28100, "Q2C_WORKER_WEB_PORT": 26166,
-    "Q2C_PROMETHEUS_PORT": 29190, "Q2C_KAFKA_JMX_PORT": 29194, "Q2C_CONNECT_JMX_PORT": 28184,
-}.items()}
+from streams.testing.ports import TEST_PORTS  # the stacks' ports, shared with bench/
 
 
 @pytest.fixture(scope="session")
@@ -60,7 +53,7 @@ def ids():
 @pytest.fixture(scope="session")
 def firm(stack):
     """The client firm's databases on the stack, with the standard tax rate every engagement uses."""
-    from tests.sources import Delivery, Firm
+    from streams.testing.firm import Delivery, Firm
 
     f = Firm(stack.s)
     Delivery(f).tax("STD", "GB", "20.000")
@@ -69,6 +62,6 @@ def firm(stack):
 
 @pytest.fixture(scope="session")
 def psa(firm):
-    from tests.sources import Delivery
+    from streams.testing.firm import Delivery
 
     return Delivery(firm)

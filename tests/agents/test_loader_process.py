@@ -10,7 +10,7 @@ import textwrap
 from streams.agents import loader_process, metrics
 from streams.agents.loader_process import PART, LoaderProcess
 from streams.config import Settings
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 
 def _alive(pid: int) -> bool:

@@ -7,7 +7,7 @@ import pytest
 
 from streams.agents import observe
 from streams.stack.postgres import SYSTEMS_DIR
-from tests.sources import Db, database_for_sync, dsn_of, eventually
+from streams.testing.firm import Db, database_for_sync, dsn_of, eventually
 
 pytestmark = pytest.mark.stack
 

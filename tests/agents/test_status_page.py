@@ -11,7 +11,7 @@ import pytest
 
 from streams.agents.metrics import Health
 from streams.agents.status_page import quantile, render
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 EXPOSITION = """# TYPE q2c_sync_latency_seconds histogram
 q2c_sync_latency_seconds_bucket{le="0.1",sink="erp"} 10.0

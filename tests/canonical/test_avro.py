@@ -12,8 +12,7 @@ from hypothesis import strategies as st
 
 from streams.canonical import avro
 from streams.rules.engagement import derive
-from tests.rules.builders import line, milestone, project, quote
-from tests.rules.test_engagement import view
+from tests.rules.builders import line, milestone, project, quote, view
 
 RELEASED = avro.SCHEMA_DIR / "released"
 

@@ -18,7 +18,7 @@ from confluent_kafka import Consumer, TopicPartition
 
 from streams.canonical import avro
 from streams.config import PROJECT_ROOT
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 JAVA = Path(__file__).parent / "java"
 SCHEMAS = PROJECT_ROOT / "schemas"
@@ -62,7 +62,7 @@ def _examples() -> dict[str, bytes]:
 
     from streams.state.mirror import SourceMirror
     from streams.state.processor import Processor
-    from tests.state.test_processor import every_row
+    from streams.testing.rows import every_row
 
     result = Processor(SourceMirror(), today=lambda: date(2026, 6, 1)).process(list(every_row()))
     return {e.event_type: avro.encode(e.event_type, e.model) for e in result.canonical if e.model is not None}

@@ -17,8 +17,7 @@ from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire, registry_client
 from streams.config import Settings
 from streams.rules.engagement import derive
-from tests.rules.builders import line, milestone, project, quote
-from tests.rules.test_engagement import view
+from tests.rules.builders import line, milestone, project, quote, view
 
 
 @pytest.fixture

@@ -9,8 +9,8 @@ import time
 
 import pytest
 
+from streams.testing.firm import eventually
 from tests.commands import q2c
-from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
 

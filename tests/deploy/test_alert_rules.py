@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 from streams.config import PROJECT_ROOT
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 RULES = PROJECT_ROOT / "deploy" / "prometheus" / "alerts.yml"
 RULE_TESTS = PROJECT_ROOT / "deploy" / "prometheus" / "alerts_test.yml"

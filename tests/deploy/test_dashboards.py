@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from streams.config import PROJECT_ROOT
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 DASHBOARDS = sorted((PROJECT_ROOT / "deploy" / "grafana" / "dashboards").glob("*.json"))
 METRIC = re.compile(r"\b(?:q2c|kafka|debezium|jvm|process|python)_[a-zA-Z0-9_:]+|\bup\b")

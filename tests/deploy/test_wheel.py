@@ -17,7 +17,7 @@ import pytest
 
 from streams.canonical.avro import EVENT_TYPES
 from streams.config import PROJECT_ROOT
-from tests.sources import database_for_sync
+from streams.testing.firm import database_for_sync
 
 pytestmark = pytest.mark.stack
 

@@ -9,8 +9,8 @@ import time
 import httpx
 import pytest
 
-from tests.load import Load
-from tests.sources import Db, crash_worker, erp_rows_without_their_record, eventually
+from streams.testing.firm import Db, crash_worker, erp_rows_without_their_record, eventually
+from streams.testing.load import Load
 
 pytestmark = pytest.mark.stack
 

@@ -9,10 +9,10 @@ import pytest
 from streams import connectors
 from streams.kafka_io import read_all
 from streams.operations.backfill import BackfillError, Notification, requests
+from streams.testing.firm import eventually
 from streams.topics import NOTIFICATIONS
 from tests.commands import q2c
-from tests.scenarios.test_billing import engagement, events
-from tests.sources import eventually
+from tests.scenarios.engagements import engagement, events
 
 CAPTURED = {"crm": ["crm.quote", "crm.quote_line"], "psa": ["psa.expense_line", "psa.timesheet_entry"]}
 

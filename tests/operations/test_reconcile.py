@@ -6,7 +6,7 @@ from streams.rules import contract_life
 from streams.rules.engagement import derive
 from streams.rules.pricing import approved_revisions
 from tests.rules.builders import T0, milestone, quote
-from tests.rules.test_contract_life import AFTER, BEFORE, CANCEL, MILESTONES, TERM, engagement
+from tests.rules.contract_life import AFTER, BEFORE, CANCEL, MILESTONES, TERM, engagement
 
 
 def erp_of(out) -> ErpRows:

@@ -19,6 +19,7 @@ from streams.canonical.models import (
     TaxRate,
     TimeEntry,
 )
+from streams.rules.engagement import EngagementView
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 
@@ -100,3 +101,12 @@ def invoice(no, status="IS", contract_ref=None, gross="120", inv_dt=date(2026, 1
 def invoice_line(no, line_no, src_ref, src_type="MS"):
     return InvoiceLine(inv_no=no, line_no=line_no, src_type=src_type, src_ref=src_ref, qty=D("1"),
                        unit_prc=D("100"), net_amt=D("100"), tax_cd="STD")
+
+
+def view(quotes, lines, **kw):
+    by_quote = {}
+    for quote_line in lines:
+        by_quote.setdefault(quote_line.quote_id, []).append(quote_line)
+    kw.setdefault("client", client())
+    kw.setdefault("tax_rates", [tax()])
+    return EngagementView(contract_number=quotes[0].quote_number, quotes=quotes, lines=by_quote, **kw)

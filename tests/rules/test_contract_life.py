@@ -1,5 +1,5 @@
 """A cancelled contract bills nothing new (docs/choices.md, "Contract and schedule")."""
-from datetime import date, timedelta
+from datetime import timedelta
 from decimal import Decimal as D
 
 from hypothesis import given, settings
@@ -7,31 +7,8 @@ from hypothesis import strategies as st
 
 from streams.rules.contract_life import cancellations, cancelled_at
 from streams.rules.engagement import derive
-from tests.rules.builders import (
-    T0,
-    assignment,
-    expense,
-    invoice,
-    invoice_line,
-    line,
-    milestone,
-    period,
-    project,
-    quote,
-    resource,
-    time_entry,
-)
-from tests.rules.test_engagement import view
-
-CANCEL = T0 + timedelta(days=10)
-BEFORE, AFTER = CANCEL - timedelta(days=1), CANCEL + timedelta(days=1)
-TERM = dict(start=date(2026, 11, 1), end=date(2027, 1, 31))
-MILESTONES = [line(1, "milestone", price="1000", code="M1"), line(2, "milestone", price="2000", code="M2")]
-
-
-def engagement(quotes, lines=MILESTONES, **kw):
-    kw.setdefault("project", project())
-    return view(quotes, lines, **kw)
+from tests.rules.builders import T0, assignment, expense, invoice, invoice_line, line, milestone, period, quote, resource, time_entry, view
+from tests.rules.contract_life import AFTER, BEFORE, CANCEL, MILESTONES, TERM, engagement
 
 
 def cancelled(model="milestone", at=CANCEL, **kw):

@@ -5,11 +5,10 @@ from decimal import Decimal as D
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.rules.engagement import EngagementView, derive
+from streams.rules.engagement import derive
 from tests.rules.builders import (
     T0,
     assignment,
-    client,
     expense,
     invoice,
     invoice_line,
@@ -21,16 +20,8 @@ from tests.rules.builders import (
     resource,
     tax,
     time_entry,
+    view,
 )
-
-
-def view(quotes, lines, **kw):
-    by_quote = {}
-    for quote_line in lines:
-        by_quote.setdefault(quote_line.quote_id, []).append(quote_line)
-    kw.setdefault("client", client())
-    kw.setdefault("tax_rates", [tax()])
-    return EngagementView(contract_number=quotes[0].quote_number, quotes=quotes, lines=by_quote, **kw)
 
 
 def tm_view(entries=(), lines=None, quotes=None, **kw):

@@ -6,8 +6,8 @@ import json
 import pytest
 
 from streams.rules.ids import trace_id
+from streams.testing.firm import erp_rows_without_their_record, eventually, settle
 from tests.commands import q2c
-from tests.sources import erp_rows_without_their_record, eventually, settle
 
 pytestmark = pytest.mark.stack
 

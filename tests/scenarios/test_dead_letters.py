@@ -6,8 +6,8 @@ import httpx
 import pytest
 from confluent_kafka import Producer
 
+from streams.testing.firm import crash_worker, eventually
 from tests.commands import q2c
-from tests.sources import crash_worker, eventually
 
 pytestmark = pytest.mark.stack
 

@@ -7,7 +7,7 @@ from confluent_kafka import Consumer
 
 from streams.canonical import avro
 from streams.rules.ids import trace_id
-from tests.sources import eventually, settle
+from streams.testing.firm import eventually, settle
 
 pytestmark = pytest.mark.stack
 

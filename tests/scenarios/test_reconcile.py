@@ -4,9 +4,9 @@ from decimal import Decimal as D
 
 import pytest
 
+from streams.testing.firm import eventually
 from tests.commands import q2c
-from tests.scenarios.test_billing import billing_queue, cancelled_engagement
-from tests.sources import eventually
+from tests.scenarios.engagements import billing_queue, cancelled_engagement
 
 pytestmark = pytest.mark.stack
 

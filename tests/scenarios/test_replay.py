@@ -6,9 +6,9 @@ import pytest
 
 from streams.kafka_io import lag_by_partition, worker_lag
 from streams.operations.replay import replay_everything
+from streams.testing.firm import crash_worker, eventually
 from streams.topics import AUDIT, canonical_topics, source_topics
 from tests.commands import q2c
-from tests.sources import crash_worker, eventually
 
 pytestmark = pytest.mark.stack
 

@@ -12,8 +12,8 @@ from confluent_kafka import Producer
 
 from streams.canonical import avro
 from streams.kafka_io import read_all
-from tests.scenarios.test_billing import consultant_on_time_and_materials, events
-from tests.sources import crash_worker, eventually, settle
+from streams.testing.firm import crash_worker, eventually, settle
+from tests.scenarios.engagements import consultant_on_time_and_materials, events
 
 pytestmark = pytest.mark.stack
 

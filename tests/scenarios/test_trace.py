@@ -6,8 +6,8 @@ import pytest
 
 from streams.operations.trace import describe
 from streams.rules.ids import trace_id
+from streams.testing.firm import eventually
 from tests.commands import q2c
-from tests.sources import eventually
 
 pytestmark = pytest.mark.stack
 

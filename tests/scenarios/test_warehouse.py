@@ -4,7 +4,7 @@ from decimal import Decimal as D
 
 import pytest
 
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 pytestmark = pytest.mark.stack
 
@@ -49,7 +49,7 @@ def test_a_warehouse_that_refuses_connections_degrades_the_worker_until_the_load
     /metrics, and what it waited with is loaded once the warehouse is back."""
     import httpx
 
-    from tests.sources import Db
+    from streams.testing.firm import Db
 
     admin = Db(stack.s.dsn("postgres"))
     admin.run("alter database warehouse allow_connections false")

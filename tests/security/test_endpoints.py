@@ -5,7 +5,7 @@ import psutil
 import pytest
 
 from streams.stack.process import pid_of
-from tests.sources import eventually
+from streams.testing.firm import eventually
 
 pytestmark = pytest.mark.stack
 

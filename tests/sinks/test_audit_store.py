@@ -8,7 +8,7 @@ import pytest
 
 from streams.sinks import audit
 from streams.state.audit import Cause, record
-from tests.sources import database_for_sync
+from streams.testing.firm import database_for_sync
 
 pytestmark = pytest.mark.stack
 

@@ -10,8 +10,8 @@ import pytest
 from streams.config import Settings
 from streams.stack.postgres import Postgres
 from streams.stack.process import StackError
+from streams.testing.firm import eventually
 from tests.commands import q2c
-from tests.sources import eventually
 
 
 @pytest.mark.stack
@@ -26,7 +26,7 @@ def test_every_part_is_healthy_and_status_says_so(stack):
 
 @pytest.mark.stack
 def test_the_source_databases_hold_the_client_schemas_with_logical_wal(stack):
-    from tests.sources import Db
+    from streams.testing.firm import Db
 
     crm = Db(stack.s.dsn("crm"))
     assert crm.one("show wal_level")["wal_level"] == "logical"

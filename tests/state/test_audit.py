@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 from streams.state.audit import AuditRecord, Cause, decode_many, encode_many, latest, record
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
-from tests.state.test_processor import ROWS, change
+from streams.testing.rows import ROWS, change
 
 CAUSE = Cause("psa", 23, "812", datetime(2026, 2, 2, 10, tzinfo=UTC))
 

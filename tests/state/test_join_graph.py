@@ -16,7 +16,7 @@ from streams.state.keys import IndexKey
 from streams.state.mirror import INDEXES, Applied, SourceMirror
 from streams.state.processor import Processor
 from streams.state.views import engagement_view
-from tests.state.test_engagement_book import BASE, line_row, quote_row, resource_row
+from tests.state.source_rows import BASE, line_row, quote_row, resource_row
 
 PROJECTS, PEOPLE, NUMBERS = st.sampled_from([7, 8]), st.sampled_from([5, 6]), st.sampled_from(["Q-1", "Q-2", "Q-1-R2", "Q-9"])
 ops = st.one_of(

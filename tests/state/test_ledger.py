@@ -7,7 +7,7 @@ from streams.canonical.models import BillingEvent
 from streams.state.ledger import Ledger, LedgerCodec
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
-from tests.state.test_processor import ROWS, every_row
+from streams.testing.rows import ROWS, every_row
 
 
 def run(rows, processor=None):

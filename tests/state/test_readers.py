@@ -7,7 +7,7 @@ from datetime import date
 from streams.state.keys import META_READERS, READER_PREFIX, READS_PREFIX
 from streams.state.mirror import SourceMirror
 from streams.state.processor import Processor
-from tests.state.test_processor import ROWS, change
+from streams.testing.rows import ROWS, change
 
 TODAY = lambda: date(2026, 6, 1)  # noqa: E731
 

@@ -16,10 +16,10 @@ from streams.kafka_io import worker_lag
 from streams.stack.postgres import SYSTEMS_DIR
 from streams.stack.process import kill_hard
 from streams.stack.worker import FaustWorker
+from streams.testing.firm import Db, Delivery, Firm, database_for_sync, dsn_of, eventually
+from streams.testing.load import Load
 from streams.topics import BY_ENGAGEMENT, source_topics
-from tests.load import Load
 from tests.scenarios import test_billing
-from tests.sources import Db, Delivery, Firm, database_for_sync, dsn_of, eventually
 
 pytestmark = pytest.mark.stack
 

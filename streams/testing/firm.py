@@ -1,4 +1,5 @@
-"""Drive the client firm's systems the way its users do: SQL on crm, psa and finance."""
+"""Drive the client firm's systems the way its users do: SQL on crm, psa and finance (the tests'
+scenarios and the benchmarks)."""
 from __future__ import annotations
 
 import time

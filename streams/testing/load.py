@@ -6,7 +6,7 @@ import threading
 from dataclasses import dataclass
 from decimal import Decimal
 
-from tests.sources import Delivery, Firm
+from streams.testing.firm import Delivery, Firm
 
 RATE = Decimal("150")  # per hour, no discounts
 COST = Decimal("80")

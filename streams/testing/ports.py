@@ -1,0 +1,11 @@
+"""The ports of the stacks the tests and the benchmarks start, apart from a development stack's."""
+import os
+
+# Below Linux's ephemeral range (32768-60999), where an outgoing connection could take them.
+# Q2C_TEST_PORT_OFFSET moves them all, to run the suite beside a benchmark's stack.
+_OFFSET = int(os.environ.get("Q2C_TEST_PORT_OFFSET", "0"))
+TEST_PORTS = {name: str(port + _OFFSET) for name, port in {
+    "Q2C_PG_PORT": 25532, "Q2C_KAFKA_PORT": 29192, "Q2C_CONTROLLER_PORT": 29193,
+    "Q2C_CONNECT_PORT": 28183, "Q2C_METRICS_PORT": 28100, "Q2C_WORKER_WEB_PORT": 26166,
+    "Q2C_PROMETHEUS_PORT": 29190, "Q2C_KAFKA_JMX_PORT": 29194, "Q2C_CONNECT_JMX_PORT": 28184,
+}.items()}
