@@ -33,6 +33,7 @@ def one(args: argparse.Namespace) -> dict:
     from bench.history import _erp_events, _wait, write_history
     from bench.suite import _on_kafka, _plan, _stack
     from bench.throughput import cpu_s
+    from streams.testing.stacks import discard
     from streams.topics import source_topics
 
     stack = _stack(0)
@@ -51,7 +52,7 @@ def one(args: argparse.Namespace) -> dict:
         return {"rows": rows, "seconds": round(caught, 1), "eps": round(rows / caught),
                 "worker_cpu_us_per_change": round(cpu / rows * 1e6)}
     finally:
-        stack.down()
+        discard(stack)
 
 
 def _worktree(rev: str, under: Path) -> Path:

@@ -16,7 +16,6 @@ import os
 import shutil
 import statistics
 import subprocess
-import tempfile
 import threading
 import time
 from datetime import date, timedelta
@@ -24,7 +23,7 @@ from datetime import date, timedelta
 import psycopg
 
 from bench.throughput import RESULTS, cpu_s, rss_mb
-from streams.testing.ports import TEST_PORTS
+from streams.testing.stacks import TEST_PORTS, discard, throwaway_home
 
 RATE, COST = "150", "80"
 
@@ -184,8 +183,8 @@ def main() -> None:
     from streams.config import Settings
     from streams.stack.manager import Stack
 
-    home = tempfile.mkdtemp(prefix="q2c-history-")
-    os.environ.update({**TEST_PORTS, "Q2C_HOME": home})
+    home = throwaway_home("q2c-history-")
+    os.environ.update({**TEST_PORTS, "Q2C_HOME": str(home)})
     stack = Stack(Settings())
     stack.up(say=lambda line: None, with_worker=False)
     s = stack.s
@@ -235,7 +234,7 @@ def main() -> None:
                   f"after the restart, rebuilt from the changelogs; commit -> ERP p50 {lost['p50_ms']:,.0f} ms, "
                   f"p99 {lost['p99_ms']:,.0f} ms; worker RSS after {rss_mb(stack.worker.pidfile):,.0f} MB")
     finally:
-        stack.down()
+        discard(stack)
 
 
 if __name__ == "__main__":

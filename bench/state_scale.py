@@ -18,6 +18,7 @@ import argparse
 import gc
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -165,12 +166,16 @@ def main() -> None:
     if args.restart:
         print("RESULT " + json.dumps(restart(args)))
         return
+    made = args.dir is None  # a folder of its own goes once measured (a million rows: gigabytes)
     args.dir = args.dir or tempfile.mkdtemp(prefix="q2c-bench-state-")
-    results = {"load": load(args)}
-    cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--engagements", str(args.engagements),
-           "--entries", str(args.entries),
-           "--long", str(args.long), "--cache-rows", str(args.cache_rows)]
-    lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    try:
+        results = {"load": load(args)}
+        cmd = [sys.executable, "-m", "bench.state_scale", "--restart", "--dir", args.dir, "--engagements", str(args.engagements),
+               "--entries", str(args.entries), "--long", str(args.long), "--cache-rows", str(args.cache_rows)]
+        lines = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.splitlines()
+    finally:
+        if made:
+            shutil.rmtree(args.dir, ignore_errors=True)
     print("\n".join(line for line in lines if not line.startswith("RESULT ")))
     results["restart"] = json.loads(next(line for line in lines if line.startswith("RESULT "))[len("RESULT "):])
     saved = Path(__file__).with_name("results.json")

@@ -36,13 +36,12 @@ import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import UTC, datetime
 
 from bench.history import _erp_events, _wait, live, write_history
 from bench.throughput import RESULTS, cpu_s
-from streams.testing.ports import TEST_PORTS
+from streams.testing.stacks import TEST_PORTS, discard, throwaway_home
 
 TARGETS = {  # the speed targets, as set on the development machine
     "worker_cpu_us_per_change": ("<=", 150), "catchup_eps": (">=", 5000), "faust_vs_baseline": (">=", 0.5),
@@ -185,8 +184,8 @@ def _stack(partitions: int):
     from streams.config import Settings
     from streams.stack.manager import Stack
 
-    home = tempfile.mkdtemp(prefix="q2c-bench-")
-    os.environ.update({**TEST_PORTS, "Q2C_HOME": home, "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
+    home = throwaway_home("q2c-bench-")
+    os.environ.update({**TEST_PORTS, "Q2C_HOME": str(home), "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
     stack = Stack(Settings())
     stack.up(say=lambda line: None, with_worker=False)
     return stack
@@ -240,7 +239,7 @@ def one_run(args) -> dict:
         out["catchup"]["loader_cpu_us_per_change"] = round((cpu_s(stack.worker.pidfile, "children") - loader0) / rows * 1e6)
         out["latency"] = live(s, stack, plan[0][0], args.live_rate, args.live_seconds, None, run=1)
     finally:
-        stack.down()
+        discard(stack)
     return out
 
 
@@ -271,7 +270,7 @@ def scaled_run(args) -> dict:
                 "start_s": round(time.monotonic() - started - caught, 1)}
     finally:
         second.stop()
-        stack.down()
+        discard(stack)
 
 
 def _median(values):

@@ -11,12 +11,11 @@ import argparse
 import json
 import os
 import subprocess
-import tempfile
 import time
 from datetime import UTC, date, datetime
 from pathlib import Path
 
-from streams.testing.ports import TEST_PORTS
+from streams.testing.stacks import TEST_PORTS, discard, throwaway_home
 
 RESULTS = Path(__file__).with_name("results.json")
 results: dict = {}  # what this run measured, written to bench/results.json
@@ -54,8 +53,8 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
     from streams.testing.firm import Delivery, Firm, eventually
     from streams.testing.load import Load
 
-    home = tempfile.mkdtemp(prefix="q2c-bench-")
-    os.environ.update({**TEST_PORTS, "Q2C_HOME": home, "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
+    home = throwaway_home("q2c-bench-")
+    os.environ.update({**TEST_PORTS, "Q2C_HOME": str(home), "Q2C_ENGAGEMENT_PARTITIONS": str(partitions)})
     stack = Stack(Settings())
     t0 = time.monotonic()
     stack.up(say=lambda line: None)
@@ -102,7 +101,7 @@ def end_to_end(engagements: int, entries: int, partitions: int = 0, workers: int
     finally:
         for worker in extra:
             worker.stop()
-        stack.down()
+        discard(stack)
 
 
 def core_changes(engagements: int, entries: int, first: int = 0, tax: bool = True) -> list:

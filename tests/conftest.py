@@ -5,13 +5,12 @@ from __future__ import annotations
 
 import itertools
 import os
-import tempfile
 import time
 from pathlib import Path
 
 import pytest
 
-from streams.testing.ports import TEST_PORTS  # the stacks' ports, shared with bench/
+from streams.testing.stacks import TEST_PORTS, discard, throwaway_home  # the stacks' ports, shared with bench/
 
 
 @pytest.fixture(scope="session")
@@ -19,7 +18,8 @@ def stack():
     from streams.config import Settings
     from streams.stack.manager import Stack
 
-    home = Path(os.environ.get("Q2C_TEST_HOME") or tempfile.mkdtemp(prefix="q2c-test-"))
+    kept = os.environ.get("Q2C_TEST_HOME")  # given: kept after the run, to look at
+    home = Path(kept) if kept else throwaway_home("q2c-test-")
     # a source transaction left incomplete is applied after 10 s here (120 s by default)
     env = {**TEST_PORTS, "Q2C_HOME": str(home), "Q2C_TRANSACTION_WAIT_S": "10"}
     saved = {k: os.environ.get(k) for k in env}
@@ -32,7 +32,7 @@ def stack():
         print(f"stack up in {time.monotonic() - started:.1f}s under {home}", flush=True)
         yield the_stack
     finally:
-        the_stack.down()
+        the_stack.down() if kept else discard(the_stack)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
