@@ -33,7 +33,7 @@ class Tally:
 def first_free_ids(connections: dict[str, psycopg.Connection]) -> Ids:
     """Keys past every row the databases hold (the demo can run again, or beside the tests)."""
     highest = 0
-    for db, tables in (("crm", ("account", "quote", "quote_line")),
+    for db, tables in (("crm", ("account", "opportunity", "quote", "quote_line")),
                        ("psa", ("resource", "assignment", "timesheet_entry", "expense_line"))):
         for table in tables:
             highest = max(highest, connections[db].execute(f"SELECT coalesce(max(id), 0) FROM {db}.{table}").fetchone()[0])
