@@ -119,6 +119,12 @@ class Settings(BaseSettings):
         return self.home_dir / "run"
 
     @property
+    def replay_target(self) -> Path:
+        """Where ``q2c replay`` leaves the worker the offsets to re-read up to (the worker deletes
+        it once done)."""
+        return self.run_dir / "replay-target.json"
+
+    @property
     def log_dir(self) -> Path:
         return self.home_dir / "logs"
 

@@ -11,10 +11,19 @@ from pathlib import Path
 import httpx
 
 from streams import resources
+from streams.errors import Unreachable
 
 
 class ConnectorError(RuntimeError):
     """Kafka Connect refused a connector, or one failed; the message says which and why."""
+
+
+def _request(method: str, connect_url: str, path: str, **options) -> httpx.Response:
+    """One call to Connect's REST API; Connect not answering is ``Unreachable``, saying where."""
+    try:
+        return httpx.request(method, f"{connect_url}{path}", **options)
+    except httpx.TransportError as exc:
+        raise Unreachable(f"Kafka Connect at {connect_url} unreachable: {exc}") from exc
 
 
 def connector_files() -> list[Path]:
@@ -33,12 +42,12 @@ def apply(connect_url: str, files: list[Path] | None = None) -> list[Applied]:
     for path in files if files is not None else connector_files():
         spec = json.loads(path.read_text())
         name, config = spec["name"], spec["config"]
-        current = httpx.get(f"{connect_url}/connectors/{name}/config", timeout=10)
+        current = _request("GET", connect_url, f"/connectors/{name}/config", timeout=10)
         if current.status_code == 200 and {k: str(v) for k, v in current.json().items() if k != "name"} == {
                 k: str(v) for k, v in config.items() if k != "name"}:
             done.append(Applied(name, "unchanged"))
             continue
-        response = httpx.put(f"{connect_url}/connectors/{name}/config", json=config, timeout=30)
+        response = _request("PUT", connect_url, f"/connectors/{name}/config", json=config, timeout=30)
         if response.status_code >= 300:
             raise ConnectorError(f"Kafka Connect refused connector {name}: {response.text[:2000]}")
         done.append(Applied(name, "created" if response.status_code == 201 else "updated"))
@@ -57,7 +66,7 @@ class State:
 
 
 def states(connect_url: str) -> list[State]:
-    response = httpx.get(f"{connect_url}/connectors", params={"expand": "status"}, timeout=10)
+    response = _request("GET", connect_url, "/connectors", params={"expand": "status"}, timeout=10)
     response.raise_for_status()
     out = []
     for name, info in sorted(response.json().items()):

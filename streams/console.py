@@ -30,6 +30,7 @@ def exit_code(exc: BaseException) -> int:
     import httpx
     import psycopg
     from confluent_kafka import KafkaError, KafkaException
+    from confluent_kafka.schema_registry.error import SchemaRegistryError
 
     from streams.connectors import ConnectorError
     from streams.stack.process import StackError
@@ -42,11 +43,8 @@ def exit_code(exc: BaseException) -> int:
         transport = {KafkaError._TRANSPORT, KafkaError._TIMED_OUT, KafkaError._ALL_BROKERS_DOWN,  # noqa: SLF001
                      KafkaError._RESOLVE, KafkaError.BROKER_NOT_AVAILABLE}  # noqa: SLF001
         return UNREACHABLE if error is None or error.code() in transport else REFUSED
-    from confluent_kafka.schema_registry.error import SchemaRegistryError
-
-    if isinstance(exc, SchemaRegistryError):  # an HTTP answer: incompatible, unauthorised, ...
-        return REFUSED
-    if isinstance(exc, (Refused, ConnectorError, StackError, httpx.HTTPStatusError)):
+    # an answer that says no: Connect, the registry (incompatible, unauthorised), any HTTP status
+    if isinstance(exc, (Refused, ConnectorError, StackError, httpx.HTTPStatusError, SchemaRegistryError)):
         return REFUSED
     return UNEXPECTED
 

@@ -35,17 +35,23 @@ def canonical_topics() -> list[str]:
 
 
 def ensure_topics(settings: Settings) -> None:
+    wanted = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1, config={"retention.ms": "-1"})
+              for t in [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS, AUDIT]]
+    if settings.engagement_partitions:
+        wanted.append(NewTopic(BY_ENGAGEMENT, num_partitions=settings.engagement_partitions, replication_factor=1,
+                               config={"retention.ms": "-1", "compression.type": "producer"}))
+    create_missing(settings, wanted)
+
+
+def create_missing(settings: Settings, wanted: list[NewTopic]) -> None:
+    """Create those of ``wanted`` that do not exist; one made meanwhile (by a connector, another
+    worker) is as good."""
     admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
     existing = set(admin.list_topics(timeout=10).topics)
-    wanted = [*source_topics(), *canonical_topics(), DEAD_LETTER, DEAD_LETTER_REPLAYS, AUDIT]
-    new = [NewTopic(t, num_partitions=settings.topic_partitions, replication_factor=1,
-                    config={"retention.ms": "-1"}) for t in wanted if t not in existing]
-    if settings.engagement_partitions and BY_ENGAGEMENT not in existing:
-        new.append(NewTopic(BY_ENGAGEMENT, num_partitions=settings.engagement_partitions, replication_factor=1,
-                            config={"retention.ms": "-1", "compression.type": "producer"}))
+    new = [topic for topic in wanted if topic.topic not in existing]
     if not new:
         return
-    for _topic, future in admin.create_topics(new).items():
+    for future in admin.create_topics(new).values():
         try:
             future.result()
         except KafkaException as exc:

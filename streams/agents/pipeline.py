@@ -64,7 +64,7 @@ class CapturePipeline(BatchHandler):
         self.lock = asyncio.Lock()
         self.reload_pending, self.reads_sources = False, True
         self.unload()
-        self.replay_target = settings.run_dir / "replay-target.json"
+        self.replay_target = settings.replay_target
         self.rebuild_until: dict[tuple[str, int], int] = {}
         self.sweep_pending = False
 

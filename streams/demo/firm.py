@@ -147,6 +147,9 @@ class SimulatedFirm:
                 (customer, f"CLIENT {aid}", typed, country, currency, entity)),)),
         ]
 
+    def _account(self, account: int) -> tuple[int, str, str, str]:
+        return next(a for a in self.accounts if a[0] == account)
+
     # --- every day ----------------------------------------------------------------------------
 
     def day(self, seen: Observed) -> list[Action]:
@@ -279,7 +282,7 @@ class SimulatedFirm:
                     (tid, person, engagement.project, today, hours, self.random.random() < 0.9)),)))
                 if engagement.model == "time_and_materials" and self.random.random() < 0.1:  # within its allowance
                     eid = self.ids.take()
-                    currency = next(c for a, _, c, _ in self.accounts if a == engagement.account)
+                    currency = self._account(engagement.account)[2]
                     self.pending_expenses.append(eid)
                     out.append(Action("psa", "expense", ((
                         "INSERT INTO psa.expense_line (id, resource_id, project_id, expense_date, category, amount, currency,"
@@ -322,7 +325,7 @@ class SimulatedFirm:
             if event.billing_event_id not in self.invoiced and event.amount > 0:
                 by_contract.setdefault(event.contract_number, []).append(event)
         out = []
-        customers = {e.number: next(a for a in self.accounts if a[0] == e.account) for e in self.engagements}
+        customers = {e.number: self._account(e.account) for e in self.engagements}
         for contract, events in sorted(by_contract.items()):
             if contract not in customers:
                 continue  # not this firm's engagement

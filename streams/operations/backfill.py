@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
-from confluent_kafka.admin import AdminClient, NewTopic
+from confluent_kafka.admin import NewTopic
 
 from streams.config import Settings
 from streams.kafka_io import read_all
 from streams.sources import SIGNAL_TABLE, captured_tables
-from streams.topics import NOTIFICATIONS
+from streams.topics import NOTIFICATIONS, create_missing
 
 FINISHED = {"COMPLETED", "ABORTED"}
 # TABLE_SCAN_COMPLETED's status when a table was read (or had nothing to read); anything else failed
@@ -69,15 +69,7 @@ def requests(tables: list[str], where: str | None = None,
 
 def ensure_notification_topic(settings: Settings) -> None:
     """The notification topic exists before a signal is sent, so its reader finds it."""
-    admin = AdminClient({**settings.kafka_client_config(), "log_level": 0})
-    if NOTIFICATIONS in admin.list_topics(timeout=10).topics:
-        return
-    for future in admin.create_topics([NewTopic(NOTIFICATIONS, num_partitions=1, replication_factor=1)]).values():
-        try:
-            future.result()
-        except Exception as exc:  # noqa: BLE001 - created meanwhile by a connector is fine
-            if "TOPIC_ALREADY_EXISTS" not in str(exc):
-                raise
+    create_missing(settings, [NewTopic(NOTIFICATIONS, num_partitions=1, replication_factor=1)])
 
 
 def send(settings: Settings, request: Request) -> None:

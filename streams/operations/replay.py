@@ -55,7 +55,7 @@ def replay_everything(stack: Stack, say=print) -> None:
     finally:
         reader.close()
     settings.run_dir.mkdir(parents=True, exist_ok=True)
-    (settings.run_dir / "replay-target.json").write_text(json.dumps(ends))
+    settings.replay_target.write_text(json.dumps(ends))
     existing = set(metadata)
     # the mirror, the open transactions and (scaled out) what was routed: the sweep routes every
     # engagement whole again; the ledgers and the engagements' copies are kept
@@ -73,9 +73,8 @@ def replay_everything(stack: Stack, say=print) -> None:
 def progress(settings) -> tuple[int, int, bool]:
     """A replay under way: (changes re-read, changes to re-read, finished). The worker deletes
     ``run/replay-target.json`` once it has re-read up to it and derived everything again."""
-    target = settings.run_dir / "replay-target.json"
     try:
-        ends = {(t["topic"], t["partition"]): t["end"] for t in json.loads(target.read_text())}
+        ends = {(t["topic"], t["partition"]): t["end"] for t in json.loads(settings.replay_target.read_text())}
     except FileNotFoundError:
         return 0, 0, True
     at = committed_offsets(settings, list(ends))

@@ -154,26 +154,29 @@ def stop(pidfile: Path, timeout: float = 30.0) -> bool:
         pidfile.unlink(missing_ok=True)
         return False
     _signal_group(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline and pid_of(pidfile) is not None:
-        time.sleep(0.2)
-    if pid_of(pidfile) is not None:
-        _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and pid_of(pidfile) is not None:
-            time.sleep(0.1)
+    if not _gone_within(pidfile, timeout):
+        kill_hard(pidfile)
     pidfile.unlink(missing_ok=True)
     return True
 
 
 def kill_hard(pidfile: Path) -> None:
-    """``kill -9`` the process group, as a crash would; used by fault tests."""
+    """``kill -9`` the process group, as a crash would (fault tests; a stop that timed out), and
+    wait for it to be gone, 10 s at most."""
     pid = pid_of(pidfile)
     if pid is not None:
         _signal_group(pid, signal.SIGKILL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and pid_of(pidfile) is not None:
-            time.sleep(0.1)
+        _gone_within(pidfile, 10)
+
+
+def _gone_within(pidfile: Path, seconds: float) -> bool:
+    """Whether the process the file names is gone within ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while pid_of(pidfile) is not None:
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
+    return True
 
 
 def _signal_group(pid: int, sig: int) -> None:
