@@ -4,19 +4,21 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
-import psycopg
 from confluent_kafka import KafkaError, Message, Producer
 
 from streams.agents import metrics
 from streams.agents.changelog import Changelog
 from streams.config import Settings
 from streams.sinks.retry import with_backoff
+from streams.sinks.writer import SinkWriter, Write
 from streams.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 class RecordsUndelivered(RuntimeError):
@@ -30,7 +32,7 @@ class BatchHandler:
         self.s = settings
         self.producer: Producer | None = None
         self.changelog = Changelog(self.kafka_producer)  # the tables' changelog records, on the same producer
-        self.conns: dict[str, psycopg.Connection] = {}
+        self.sinks = SinkWriter(lambda database: settings.dsn(database, "sync"), self._report_wait)
         self._undelivered: list[str] = []  # delivery errors since the last flush
 
     async def process(self, events: list[Any]) -> None:  # pragma: no cover - abstract
@@ -39,36 +41,39 @@ class BatchHandler:
     async def handle(self, events: list[Any]) -> None:
         """Process a batch; never raises. Faust commits the offsets of a batch an agent has taken
         even if the agent then crashes, so an exception here would lose those events: instead a
-        failing batch is processed again event by event, and only an event that fails on its own
-        goes to the dead-letter topic (with the error), from where it can be replayed."""
+        failing batch is processed again event by event (``one_by_one``), and only an event that
+        fails on its own goes to the dead-letter topic (with the error), from where it can be
+        replayed."""
         started = time.monotonic()
         try:
             await self.process(events)
         except Exception:  # noqa: BLE001 - isolate the event that fails
             log.exception("a batch of %d events failed; processing them one by one", len(events))
-            for event in events:
-                try:
-                    await self.process([event])
-                except Exception as exc:  # noqa: BLE001
-                    log.exception("event %s:%s:%s failed", event.message.topic, event.message.partition, event.message.offset)
-                    await self._dead_letter_until_delivered([(event, "processing_error", f"{type(exc).__name__}: {exc}", None)])
+            await self.one_by_one(events, lambda event: self.process([event]),
+                                  lambda event, exc: (event, "processing_error", f"{type(exc).__name__}: {exc}", None))
         metrics.BATCH_SECONDS.observe(time.monotonic() - started)
         metrics.BATCH_SIZE.observe(len(events))
 
-    async def _dead_letter_until_delivered(self, letters) -> None:
-        """The last line of defence may not fail either: wait (degraded) until Kafka takes it."""
-        attempt = 0
-        while True:
+    async def one_by_one(self, items: list[T], attempt: Callable[[T], Awaitable[None]],
+                         letter_of: Callable[[T, Exception], tuple[Any, str, str, int | None]]) -> None:
+        """The fall-back of a failed batch, at every level (events, source changes): each item on
+        its own; one that fails alone goes to the dead-letter topic, the others go through."""
+        for item in items:
             try:
-                await asyncio.to_thread(self.dead_letter, letters)
-                if attempt:
-                    metrics.HEALTH.set("running")
-                return
-            except Exception:  # noqa: BLE001
-                attempt += 1
-                metrics.HEALTH.set("degraded", "the dead-letter topic is unreachable; retrying")
-                log.exception("dead letter not delivered; retry %d", attempt)
-                await asyncio.sleep(min(30.0, 0.5 * 2 ** min(attempt, 6)))
+                await attempt(item)
+            except Exception as exc:  # noqa: BLE001
+                log.exception("one item of a failed batch failed on its own")
+                await self._dead_letter_until_delivered([letter_of(item, exc)])
+
+    async def _dead_letter_until_delivered(self, letters) -> None:
+        """The last line of defence may not fail either: retried with the sinks' retry policy
+        (degraded meanwhile) until Kafka takes it."""
+        await asyncio.to_thread(with_backoff, "dead-letter delivery", lambda: self.dead_letter(letters),
+                                lambda waiting: self._report_wait("dead-letter delivery", waiting), transient=(Exception,))
+
+    @staticmethod
+    def _report_wait(what: str, waiting: bool) -> None:
+        metrics.HEALTH.set("degraded" if waiting else "running", f"{what} failing; retrying" if waiting else "")
 
     # --- Kafka -------------------------------------------------------------------------------
 
@@ -119,27 +124,9 @@ class BatchHandler:
             raise RecordsUndelivered(f"Kafka refused {len(undelivered)} records, e.g. {undelivered[0]}")
         self.changelog.persist()
 
-    # --- databases ----------------------------------------------------------------------------
+    # --- sinks ------------------------------------------------------------------------------
 
-    def _conn(self, database: str) -> psycopg.Connection:
-        conn = self.conns.get(database)
-        if conn is None or conn.closed or conn.broken:
-            conn = psycopg.connect(self.s.dsn(database, "sync"), autocommit=True, connect_timeout=5,
-                                   options="-c lock_timeout=10s -c statement_timeout=60s")
-            self.conns[database] = conn
-        return conn
-
-    def write_retrying(self, what: str, database: str, write) -> None:
-        """Run ``write(connection)``; transient failures wait with backoff (the worker reports
-        itself degraded meanwhile) and keep the batch, and so the order per engagement."""
-        def attempt():
-            try:
-                write(self._conn(database))
-            except psycopg.OperationalError:
-                self.conns.pop(database, None)
-                raise
-
-        def on_wait(waiting: bool) -> None:
-            metrics.HEALTH.set("degraded" if waiting else "running", f"{what} failing; retrying" if waiting else "")
-
-        with_backoff(what, attempt, on_wait)
+    def write_retrying(self, what: str, database: str, write: Write) -> None:
+        """``write(connection)`` into a sink database, retried until it goes through
+        (``SinkWriter``)."""
+        self.sinks.write(what, database, write)

@@ -17,7 +17,8 @@ from typing import Any
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
-from streams.agents.outputs import persist_ledger, produce_audit, produce_canonical, write_sinks
+from streams.agents.commit import Commit, commit
+from streams.agents.outputs import persist_ledger, publish, write_sinks
 from streams.canonical.wire import CanonicalWire
 from streams.config import Settings
 from streams.state.engagement_stage import EngagementStage
@@ -83,21 +84,15 @@ class EngagementPipeline(BatchHandler):
         if letters:
             await self._dead_letter_until_delivered(letters)
         result = self.stage.process(parts)
-        await asyncio.to_thread(self._deliver, result)
-        for key, doc in result.mirror_writes.items():
-            self._put(self.rows_table, key, doc)
-        persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
-        await asyncio.to_thread(self.flush)  # the entries' changelog records, before the batch counts as done
-        self.stage.commit(result)
-        metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
 
-    def _deliver(self, result) -> None:
-        """Canonical events queued, the sinks written while librdkafka sends them, then all of
-        them delivered (or an error), before the ledger records what was written."""
-        produce_canonical(self, self.wire, result)
-        produce_audit(self, result)
-        write_sinks(self, result)
-        self.flush()
+        def write_tables() -> None:
+            for key, doc in result.mirror_writes.items():
+                self._put(self.rows_table, key, doc)
+            persist_ledger(self.ledger_table, result.ledger_writes, put=self._put)
+
+        await commit(Commit(publish=lambda: publish(self, self.wire, result), sinks=lambda: write_sinks(self, result),
+                            tables=write_tables, memory=lambda: self.stage.commit(result)), self.flush)
+        metrics.ENGAGEMENTS_DERIVED.inc(len({p.contract for _, p in parts if p.last}))
 
     def _put(self, table: Any, key: str, value: Any) -> None:
         """Set (or, None, remove) one entry in its engagement's partition of a Faust table."""

@@ -21,6 +21,13 @@ from streams.state.processor import BatchResult
 from streams.topics import AUDIT, COMMITTED_HEADER
 
 
+def publish(handler: BatchHandler, wire: CanonicalWire, result: BatchResult) -> None:
+    """The ``publish`` step of a derivation's commit: its canonical events and audit records
+    queued on the handler's producer."""
+    produce_canonical(handler, wire, result)
+    produce_audit(handler, result)
+
+
 def produce_canonical(handler: BatchHandler, wire: CanonicalWire, result: BatchResult) -> None:
     """Queue the batch's canonical events on the handler's producer (the caller flushes)."""
     producer = handler.kafka_producer()

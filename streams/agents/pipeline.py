@@ -17,8 +17,9 @@ from typing import Any
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
+from streams.agents.commit import Commit, commit
 from streams.agents.held_transactions import HeldTransactions, where_of
-from streams.agents.outputs import produce_audit, produce_canonical, write_sinks
+from streams.agents.outputs import publish, write_sinks
 from streams.agents.table_rows import table_rows
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance, RowChange, TransactionEnd, UndecodableEvent, decode
@@ -159,13 +160,9 @@ class CapturePipeline(BatchHandler):
             await self._apply(changes, records, derive, sweep=self.sweep_pending)
         except Exception:  # noqa: BLE001 - find the change that fails; the others go through
             log.exception("a batch of %d source changes failed; applying them one by one", len(changes))
-            for change in changes:
-                try:
-                    await self._apply([change], records, derive, sweep=False)
-                except Exception as exc:  # noqa: BLE001
-                    log.exception("a source change failed on its own")
-                    await self._dead_letter_until_delivered(
-                        [(self._record_of(change, records), "processing_error", f"{type(exc).__name__}: {exc}", change.position)])
+            await self.one_by_one(changes, lambda change: self._apply([change], records, derive, sweep=False),
+                                  lambda change, exc: (self._record_of(change, records), "processing_error",
+                                                       f"{type(exc).__name__}: {exc}", change.position))
         self.transactions.forget(changes)
         stamps = [c.committed_at for c in changes if c.committed_at]
         if stamps:
@@ -207,25 +204,19 @@ class CapturePipeline(BatchHandler):
         if sweep:
             self.processor.sweep(result)
         letters = [(self._record_of(r.change, records), r.reason, r.error, r.change.position) for r in result.rejected]
-        await asyncio.to_thread(self._deliver, result, letters)
+
+        def publish_all() -> None:
+            publish(self, self.wire, result)
+            producer = self.kafka_producer()
+            for part in result.bundles:
+                producer.produce(BY_ENGAGEMENT, key=part.contract.encode(), value=part.encode(),
+                                 partition=engagement_partition(part.contract, self.s.engagement_partitions))
+            self.dead_letter(letters, flush=False)
+
+        await commit(Commit(publish=publish_all, sinks=lambda: write_sinks(self, result),
+                            tables=lambda: self.processor.persist(result), memory=self.processor.settle), self.flush)
         if not sweep:  # a replay's sweep writes what old commits imply: no latency of today's
             observe_written(changes, result)
-        self.processor.commit(result)  # the ledger rows and what was routed, into their tables
-        await asyncio.to_thread(self.flush)  # their changelog records, before the batch counts as done
-        if sweep:
+        else:
             self.sweep_pending = False
             self.replay_target.unlink(missing_ok=True)
-
-    def _deliver(self, result: BatchResult, letters) -> None:
-        """The batch's outputs: its canonical events, bundles and dead letters queued, the sinks
-        written while librdkafka sends them, then all of them delivered (or an error), before the
-        ledger records what was written."""
-        produce_canonical(self, self.wire, result)
-        produce_audit(self, result)
-        producer = self.kafka_producer()
-        for part in result.bundles:
-            producer.produce(BY_ENGAGEMENT, key=part.contract.encode(), value=part.encode(),
-                             partition=engagement_partition(part.contract, self.s.engagement_partitions))
-        self.dead_letter(letters, flush=False)
-        write_sinks(self, result)
-        self.flush()

@@ -9,9 +9,11 @@ publishes the entry, its billing event and its cost). Profiled with py-spy durin
 Faust's consumer thread and its delivery to the streams took more of the worker's time than the
 rules.
 
-A batch is committed only after it was written (retried with backoff while the warehouse is
-down) or, event by event, dead-lettered: at-least-once, into idempotent upserts. Static
-membership, as the worker's own group, lets a restarted worker take its partitions back at once.
+A batch's offsets are committed only after the batch went through the commit protocol
+(``commit.py``: dead letters published, the warehouse written, retried with backoff while it is
+down, the records delivered) or, event by event, was dead-lettered: at-least-once, into
+idempotent upserts. Static membership, as the worker's own group, lets a restarted worker take
+its partitions back at once.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaException, M
 
 from streams.agents import metrics
 from streams.agents.batch import BatchHandler
+from streams.agents.commit import Commit, commit
 from streams.canonical import avro
 from streams.canonical.wire import CanonicalWire
 from streams.capture.envelope import Provenance
@@ -143,10 +146,12 @@ class WarehouseLoader(BatchHandler):
                 continue
             if event_type:
                 loads.append(warehouse.Load(event_type, record, headers.get("q2c.ref"), headers.get("q2c.contract")))
-        if letters:
-            await asyncio.to_thread(self.dead_letter, letters)
+        def load() -> None:
+            if loads or records:
+                self.write_retrying("warehouse load", "warehouse", self._write(loads, records))
+
+        await commit(Commit(publish=lambda: self.dead_letter(letters, flush=False), sinks=load), self.flush)
         if loads or records:
-            await asyncio.to_thread(self.write_retrying, "warehouse load", "warehouse", self._write(loads, records))
             metrics.SINK_ROWS.labels("warehouse", "all").inc(len(loads))
             metrics.observe_latency(["warehouse"], commits, time.time())  # each source commit behind the batch once
 
@@ -154,9 +159,9 @@ class WarehouseLoader(BatchHandler):
         """The schemas before the first event, so that readers (``q2c audit``, the views) find them
         on a quiet system; if the warehouse is away, the first load makes them instead."""
         try:
-            self._ensure_schema(self._conn("warehouse"))
+            self._ensure_schema(self.sinks.connection("warehouse"))
         except psycopg.Error as exc:
-            self.conns.pop("warehouse", None)
+            self.sinks.forget("warehouse")
             log.info("warehouse loader: schemas not made yet (%s); the first load makes them", exc)
 
     def _ensure_schema(self, conn) -> None:

@@ -1,4 +1,4 @@
-"""``q2c worker``: create the topics, serve metrics, run the Faust worker."""
+"""``q2c worker``: create the topics, serve metrics, build the Faust app and run its worker."""
 from __future__ import annotations
 
 import gc
@@ -32,16 +32,16 @@ def run(settings: Settings) -> None:
 
     metrics.add_collector(PlatformCollector(settings))
     metrics.serve(settings.bind, settings.metrics_port)
-    from streams.agents.app import app
+    import faust
 
+    from streams.agents.app import build_app
+
+    app = build_app(settings).app
+    app.finalize()
     gc.collect()
     gc.freeze()
     gc.set_threshold(*GC_THRESHOLDS)
-    # --without-web: Faust's web server answers /table/<name>/<key>/ with a table's entries
-    # (source rows: names, e-mails, cost rates) to anyone who reaches it, and the sync needs none
-    # of its views; /metrics, /health and /status are served by ``metrics.serve`` alone.
-    sys.argv = ["q2c-worker", "worker", "--loglevel", "info", "--without-web"]
-    app.main()
+    faust.Worker(app, loglevel="info").execute_from_commandline()
 
 
 def build_info() -> dict[str, str]:

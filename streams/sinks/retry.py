@@ -1,4 +1,5 @@
-"""Retry a sink write with exponential backoff and full jitter, reporting the wait."""
+"""The one retry policy of every write that must not fail (sinks, dead letters): exponential
+backoff with full jitter, reporting the wait."""
 from __future__ import annotations
 
 import logging
@@ -17,10 +18,11 @@ TRANSIENT = (psycopg.OperationalError, psycopg.errors.LockNotAvailable, psycopg.
 
 
 def with_backoff(what: str, fn: Callable[[], T], on_wait: Callable[[bool], None] = lambda waiting: None,
-                 base: float = 0.5, cap: float = 30.0, give_up_after: float | None = None) -> T:
-    """Run ``fn`` until it succeeds; transient database errors wait and retry (never a crash loop).
-    ``on_wait(True)`` is called while waiting (the worker reports itself degraded), ``on_wait(False)``
-    once it succeeded again."""
+                 base: float = 0.5, cap: float = 30.0, give_up_after: float | None = None,
+                 transient: tuple[type[BaseException], ...] = TRANSIENT) -> T:
+    """Run ``fn`` until it succeeds; ``transient`` errors (by default a database's) wait and retry
+    (never a crash loop). ``on_wait(True)`` is called while waiting (the worker reports itself
+    degraded), ``on_wait(False)`` once it succeeded again."""
     attempt = 0
     started = time.monotonic()
     while True:
@@ -30,7 +32,7 @@ def with_backoff(what: str, fn: Callable[[], T], on_wait: Callable[[bool], None]
                 on_wait(False)
                 log.warning("%s succeeded after %d retries", what, attempt)
             return result
-        except TRANSIENT as exc:
+        except transient as exc:
             attempt += 1
             if give_up_after is not None and time.monotonic() - started > give_up_after:
                 raise

@@ -377,9 +377,6 @@ class SourceMirror:
         quotes = self.find("crm.quote", "by_number_norm", _norm(number)) if number else []
         return self.contract_of_quote(quotes[0]) if quotes else None
 
-    def contract_of_project(self, project: Project | None) -> str | None:
-        return self.contract_of_quote_number(project.crm_quote_number) if project is not None else None
-
     def engagement_quotes(self, contract_number: str) -> list[Quote]:
         """The original quote and every change order below it."""
         roots = [q for q in self.find("crm.quote", "by_number", contract_number) if q.amends_quote_id is None]

@@ -177,11 +177,21 @@ class Processor:
         return len(contracts)
 
     def commit(self, result: BatchResult) -> None:
-        """Record what the sinks wrote (call only after they succeeded)."""
+        """Record what the sinks wrote (call only after they succeeded): ``persist``, then
+        ``settle``."""
+        self.persist(result)
+        self.settle()
+
+    def persist(self, result: BatchResult) -> None:
+        """The batch's ledger rows and what it routed, into the ledger and the route book (and so
+        into their tables, when they are kept in tables)."""
         self.ledger.apply(result.ledger_writes)
-        self._unsettled.clear()
         if self.routes is not None:
             self.routes.apply(result.route_writes)
+
+    def settle(self) -> None:
+        """The batch is committed: the books of the engagements it derived match the ledger."""
+        self._unsettled.clear()
 
     def _engagement_or_route(self, contract: str, result: BatchResult, whole: bool = False,
                              applied: list[Applied] | None = None) -> None:

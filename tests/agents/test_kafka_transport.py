@@ -71,6 +71,7 @@ def test_a_partition_never_committed_is_read_again_from_its_beginning(stack):
 
 def test_the_worker_reads_kafka_through_the_mended_transport():
     from streams.agents import kafka_transport
-    from streams.agents.app import app
+    from streams.agents.app import build_app
+    from streams.config import load
 
-    assert isinstance(app.consumer._thread, kafka_transport.ConsumerThread)
+    assert isinstance(build_app(load()).app.consumer._thread, kafka_transport.ConsumerThread)

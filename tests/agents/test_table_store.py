@@ -27,9 +27,11 @@ def _partition_dbs(store: Store) -> dict[int, set[str]]:
 
 
 def test_the_worker_keeps_its_tables_in_this_store():
-    from streams.agents.app import ledger_table, mirror_table
+    from streams.agents.app import build_app
+    from streams.config import load
 
-    assert isinstance(mirror_table.data, Store) and isinstance(ledger_table.data, Store)
+    sync = build_app(load())
+    assert isinstance(sync.mirror_table.data, Store) and isinstance(sync.ledger_table.data, Store)
 
 
 def test_a_key_written_from_a_batch_lands_in_its_partitions_database_and_survives_a_restart(tmp_path):

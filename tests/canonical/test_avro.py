@@ -20,7 +20,8 @@ RELEASED = avro.SCHEMA_DIR / "released"
 @pytest.mark.parametrize("event_type", sorted(avro.EVENT_TYPES))
 def test_each_model_agrees_with_its_schema_file(event_type):
     assert avro.load_schema(event_type) == avro.schema_for(event_type), (
-        f"schemas/{event_type}.avsc differs from the pydantic model; update the schema (and keep it BACKWARD compatible)"
+        f"schemas/{event_type}.avsc differs from the pydantic model; write it again with"
+        " streams.canonical.avro.write_schemas() (and keep it BACKWARD compatible)"
     )
 
 
