@@ -57,6 +57,9 @@ class Settings(BaseSettings):
     sync_password: SecretStr | None = Field(None, description=(
         "The password `q2c sources prepare` gives the sync's role `q2c_sync` (the worker); unset, the"
         " embedded stack's generated one."))
+    reader_password: SecretStr | None = Field(None, description=(
+        "The password `q2c sources prepare` gives the warehouse's read-only role `q2c_reader` (a BI"
+        " tool: SELECT on `dw` only); unset, the embedded stack's generated one."))
     crm_dsn: str | None = Field(None, description=(
         "The CRM database where it is not the embedded stack's (docker-compose, production): `postgresql://…`."
         " The worker's connects as `q2c_sync`; `q2c sources prepare`'s as the database's owner."))
@@ -136,7 +139,7 @@ class Settings(BaseSettings):
         """A role's password: from the environment (admin: Q2C_PG_PASSWORD) or the stack's secret file."""
         if role == "admin" and self.pg_password:
             return self.pg_password.get_secret_value()
-        given = {"capture": self.capture_password, "sync": self.sync_password}.get(role)
+        given = {"capture": self.capture_password, "sync": self.sync_password, "reader": self.reader_password}.get(role)
         if given:
             return given.get_secret_value()
         secret = self.secrets_dir / ("pg_password" if role == "admin" else f"{role}_password")
@@ -145,11 +148,12 @@ class Settings(BaseSettings):
     def dsn(self, database: str, role: str = "admin") -> str:
         """Where ``role`` connects to ``database``. Roles of the embedded stack: ``admin`` (the
         cluster owner; the firm's users in tests), ``capture`` (Debezium and reconcile: read the
-        captured tables, replicate), ``sync`` (the worker: writes only what the sync owns)."""
+        captured tables, replicate), ``sync`` (the worker: writes only what the sync owns),
+        ``reader`` (a BI tool: reads the warehouse's ``dw`` schema)."""
         override = getattr(self, f"{database}_dsn", None)
         if override:
             return override
-        user = {"admin": self.pg_superuser, "capture": "q2c_capture", "sync": "q2c_sync"}[role]
+        user = {"admin": self.pg_superuser, "capture": "q2c_capture", "sync": "q2c_sync", "reader": "q2c_reader"}[role]
         return f"postgresql://{user}:{self.password(role)}@{self.host}:{self.pg_port}/{database}"
 
     @property
@@ -213,7 +217,8 @@ SECTIONS = {  # the headings of docs/configuration.md, and the settings under ea
         "home", "host", "pg_port", "kafka_port", "controller_port", "connect_port", "kafka_jmx_port", "connect_jmx_port",
         "metrics_port", "bind", "worker_web_port", "prometheus_port", "jvm_flags"),
     "PostgreSQL: the firm's databases and the sync's roles": (
-        "pg_superuser", "pg_password", "capture_password", "sync_password", "crm_dsn", "psa_dsn", "finance_dsn", "erp_dsn",
+        "pg_superuser", "pg_password", "capture_password", "sync_password", "reader_password",
+        "crm_dsn", "psa_dsn", "finance_dsn", "erp_dsn",
         "warehouse_dsn"),
     "Kafka, Connect and the schema registry": (
         "kafka_bootstrap", "connect_rest_url", "kafka_security_protocol", "kafka_sasl_mechanism", "kafka_sasl_username",

@@ -3,7 +3,9 @@ them, idempotent, and what the embedded stack runs on its own.
 
 - the capture role ``q2c_capture`` (LOGIN REPLICATION; SELECT on the captured tables only, the
   tables each ``connect/<db>.json`` lists) and the sync's role ``q2c_sync`` (what the sync writes:
-  erp_inbound, PSA project provisioning, ``crm.account_financials``, the warehouse's schemas);
+  erp_inbound, PSA project provisioning, ``crm.account_financials``, the warehouse's schemas) and
+  the warehouse's read-only role ``q2c_reader`` (SELECT on the ``dw`` schema only, tables and
+  views the sync makes later included: a BI tool's);
 - a publication ``q2c_<db>`` per source database, made by the owner so Debezium needs no more;
 - ``REPLICA IDENTITY FULL`` for a captured table without a primary key (a delete must say which
   row it removed);
@@ -11,8 +13,8 @@ them, idempotent, and what the embedded stack runs on its own.
   snapshots (``signal.data.collection``), in the publication;
 - checks of the server (``wal_level``, ``max_replication_slots``, ``max_wal_senders``), in words.
 
-Passwords come from ``Q2C_CAPTURE_PASSWORD`` and ``Q2C_SYNC_PASSWORD`` (or the embedded stack's
-secret files); ``--dry-run`` prints the SQL with them masked.
+Passwords come from ``Q2C_CAPTURE_PASSWORD``, ``Q2C_SYNC_PASSWORD`` and ``Q2C_READER_PASSWORD`` (or
+the embedded stack's secret files); ``--dry-run`` prints the SQL with them masked.
 """
 from __future__ import annotations
 
@@ -24,7 +26,7 @@ import psycopg
 from streams.config import SOURCE_DATABASES, Settings
 from streams.connectors import connector_files
 
-CAPTURE, SYNC = "q2c_capture", "q2c_sync"
+CAPTURE, SYNC, READER = "q2c_capture", "q2c_sync", "q2c_reader"
 SIGNAL_TABLE = "q2c_signal.debezium_signal"
 MASK = "********"
 
@@ -40,6 +42,13 @@ SYNC_GRANTS = {
     "warehouse": ["GRANT CREATE ON DATABASE warehouse TO q2c_sync",
                   "CREATE SCHEMA IF NOT EXISTS dw AUTHORIZATION q2c_sync"],
 }
+# what a BI tool reads: the warehouse's dw schema, what the sync makes in it later included
+READER_GRANTS = [
+    "GRANT CONNECT ON DATABASE warehouse TO q2c_reader",
+    "GRANT USAGE ON SCHEMA dw TO q2c_reader",
+    "GRANT SELECT ON ALL TABLES IN SCHEMA dw TO q2c_reader",
+    "ALTER DEFAULT PRIVILEGES FOR ROLE q2c_sync IN SCHEMA dw GRANT SELECT ON TABLES TO q2c_reader",
+]
 
 
 @dataclass(frozen=True)
@@ -90,10 +99,13 @@ def plan(settings: Settings, databases: tuple[str, ...] | None = None) -> list[S
     """Every statement, in order; reads each source database's catalog (which tables have no key)."""
     captured = captured_tables()
     out = [_role(CAPTURE, "LOGIN REPLICATION", settings.password("capture")),
-           _role(SYNC, "LOGIN", settings.password("sync"))]
+           _role(SYNC, "LOGIN", settings.password("sync")),
+           _role(READER, "LOGIN", settings.password("reader"))]
     for db in databases or (*SOURCE_DATABASES, "erp", "warehouse"):
         out.append(_same(db, f'GRANT CONNECT ON DATABASE "{db}" TO {SYNC}'))
         out += [_same(db, statement) for statement in SYNC_GRANTS.get(db, [])]
+        if db == "warehouse":
+            out += [_same(db, statement) for statement in READER_GRANTS]
         tables = captured.get(db)
         if not tables:
             continue

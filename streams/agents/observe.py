@@ -5,8 +5,9 @@ turns them into metrics. No personal data: amounts and counts by currency, reaso
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
+from decimal import Decimal
 
 import psycopg
 
@@ -109,6 +110,12 @@ class WarehouseFigures:
     unbilled_work: dict[str, int]      # kind (time, expense) -> approved billable rows with no event ready or billed
     eligible_unbilled: int             # schedule items eligible and not billed
     cycle_seconds: dict[str, float]    # stage -> mean time from quote approval, over engagements approved in 90 days
+    aging: dict[tuple[str, str], Decimal] = field(default_factory=dict)     # (currency, bucket) -> open amount
+    dso_days: dict[str, Decimal] = field(default_factory=dict)              # currency -> days sales outstanding
+    backlog: dict[str, Decimal] = field(default_factory=dict)               # currency -> contract value not yet billed
+    forecast: dict[tuple[str, str, str], Decimal] = field(default_factory=dict)  # (currency, kind, YYYY-MM) -> amount
+    dispute_rate: dict[str, Decimal] = field(default_factory=dict)          # YYYY-MM -> % of invoices disputed
+    billing_cycle_days: dict[str, float] = field(default_factory=dict)      # commercial model -> mean days to invoice
 
 
 CYCLE_STAGES = {  # stage -> its column in dw.quote_to_cash_cycle, in seconds
@@ -128,5 +135,19 @@ def warehouse_figures(warehouse_dsn: str) -> WarehouseFigures:
         columns = ", ".join(f"avg({expr})::float8" for expr in CYCLE_STAGES.values())
         means = conn.execute(f"select {columns} from dw.quote_to_cash_cycle"
                              " where approved_at >= now() - interval '90 days'").fetchone()
+        aging = {(c, b): a for c, b, a in conn.execute("select currency, bucket, amount from dw.receivables_aging")}
+        dso = {c: d for c, d in conn.execute("select currency, dso_days from dw.dso_by_currency where dso_days is not null")}
+        backlog = dict(conn.execute("select currency, sum(backlog) from dw.backlog_by_engagement group by currency").fetchall())
+        forecast = {(c, k, m): a for c, k, m, a in conn.execute(  # this month and the next two
+            "select currency, kind, to_char(month, 'YYYY-MM'), sum(amount) from dw.billing_forecast"
+            " where month >= date_trunc('month', current_date) and month < date_trunc('month', current_date) + interval '3 months'"
+            " group by currency, kind, month")}
+        disputes = {m: r for m, r in conn.execute(  # the last three months of invoices
+            "select to_char(month, 'YYYY-MM'), dispute_rate_pct from dw.dispute_rate_by_month"
+            " where month > date_trunc('month', current_date) - interval '3 months' and month <= current_date")}
+        cycle_days = {model: days for model, days in conn.execute(  # invoices of the last three months, each event once
+            "select commercial_model, (sum(avg_days * events) / sum(events))::float8 from dw.billing_cycle_time"
+            " where month > date_trunc('month', current_date) - interval '3 months' group by commercial_model")}
     return WarehouseFigures(unbilled, int(eligible),
-                            {stage: mean for stage, mean in zip(CYCLE_STAGES, means, strict=False) if mean is not None})
+                            {stage: mean for stage, mean in zip(CYCLE_STAGES, means, strict=False) if mean is not None},
+                            aging, dso, backlog, forecast, disputes, cycle_days)

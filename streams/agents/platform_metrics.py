@@ -131,4 +131,30 @@ class PlatformCollector(Collector):
                                   "engagements approved in the last 90 days (dw.quote_to_cash_cycle)", labels=["stage"])
         for stage, seconds in figures.cycle_seconds.items():
             cycle.add_metric([stage], seconds)
-        return [unbilled, eligible, cycle]
+        aging = GaugeMetricFamily("q2c_receivables_aging_amount", "Open receivable by days past due, as of today "
+                                  "(dw.receivables_aging)", labels=["currency", "bucket"])
+        for (currency, bucket), amount in figures.aging.items():
+            aging.add_metric([currency, bucket], float(amount))
+        dso = GaugeMetricFamily("q2c_days_sales_outstanding", "Open receivable over the last 90 days' invoicing, "
+                                "times 90 (dw.dso_by_currency)", labels=["currency"])
+        for currency, days in figures.dso_days.items():
+            dso.add_metric([currency], float(days))
+        backlog = GaugeMetricFamily("q2c_backlog_amount", "Contract value of active engagements not yet billed "
+                                    "(dw.backlog_by_engagement)", labels=["currency"])
+        for currency, amount in figures.backlog.items():
+            backlog.add_metric([currency], float(amount))
+        forecast = GaugeMetricFamily("q2c_billing_forecast_amount", "Billing expected this month and the next two: "
+                                     "schedule items and the time-and-materials run rate (dw.billing_forecast)",
+                                     labels=["currency", "kind", "month"])
+        for (currency, kind, month), amount in figures.forecast.items():
+            forecast.add_metric([currency, kind, month], float(amount))
+        disputes = GaugeMetricFamily("q2c_invoice_dispute_rate_percent", "Invoices disputed, of those dated in the "
+                                     "month, the last three months (dw.dispute_rate_by_month)", labels=["month"])
+        for month, rate in figures.dispute_rate.items():
+            disputes.add_metric([month], float(rate))
+        billing_cycle = GaugeMetricFamily("q2c_billing_cycle_days", "Mean days from approval or eligibility to the "
+                                          "invoice, invoices of the last three months (dw.billing_cycle_time)",
+                                          labels=["commercial_model"])
+        for model, days in figures.billing_cycle_days.items():
+            billing_cycle.add_metric([model], days)
+        return [unbilled, eligible, cycle, aging, dso, backlog, forecast, disputes, billing_cycle]

@@ -1,6 +1,13 @@
--- The views a controller opens first. All money in the engagement's currency.
+-- The views a controller opens first; docs/warehouse.md gives each one's grain, keys and currency
+-- rule. The one currency rule: no money column ever adds amounts of two currencies. Each money
+-- column is in the currency its row names (an engagement's figures in the engagement's currency);
+-- what is in another currency is reported apart, never converted (the firm's systems hold no
+-- exchange rates). Columns are only ever appended to a view: a warehouse made by an earlier
+-- version is replaced in place.
 
--- Margin by engagement: billed and ready revenue against delivery cost.
+-- Margin by engagement, in the engagement's currency: billed and ready revenue against the
+-- delivery cost in that currency. Cost in other currencies is left out of cost and margin, flagged
+-- and named here, and given in dw.cost_by_currency.
 CREATE OR REPLACE VIEW dw.margin_by_engagement AS
 SELECT c.contract_number, c.client_name, c.commercial_model, c.currency, c.contract_value,
        coalesce(e.billed, 0) AS billed_revenue,
@@ -9,14 +16,138 @@ SELECT c.contract_number, c.client_name, c.commercial_model, c.currency, c.contr
        coalesce(e.billed, 0) + coalesce(e.ready, 0) - coalesce(pc.cost, 0) AS margin,
        CASE WHEN coalesce(e.billed, 0) + coalesce(e.ready, 0) = 0 THEN NULL
             ELSE round((coalesce(e.billed, 0) + coalesce(e.ready, 0) - coalesce(pc.cost, 0))
-                       / (coalesce(e.billed, 0) + coalesce(e.ready, 0)) * 100, 1) END AS margin_pct
+                       / (coalesce(e.billed, 0) + coalesce(e.ready, 0)) * 100, 1) END AS margin_pct,
+       other.currencies IS NOT NULL AS cost_in_other_currencies,
+       other.currencies AS other_cost_currencies
 FROM dw.contract c
-LEFT JOIN (SELECT contract_number,
+LEFT JOIN (SELECT contract_number, currency,
                   sum(amount) FILTER (WHERE status = 'billed') AS billed,
                   sum(amount) FILTER (WHERE status = 'ready') AS ready
-           FROM dw.billing_event GROUP BY contract_number) e USING (contract_number)
-LEFT JOIN (SELECT contract_number, sum(cost_amount) AS cost
-           FROM dw.project_cost WHERE status = 'posted' GROUP BY contract_number) pc USING (contract_number);
+           FROM dw.billing_event GROUP BY contract_number, currency) e
+       ON e.contract_number = c.contract_number AND e.currency = c.currency
+LEFT JOIN (SELECT contract_number, cost_currency, sum(cost_amount) AS cost
+           FROM dw.project_cost WHERE status = 'posted' GROUP BY contract_number, cost_currency) pc
+       ON pc.contract_number = c.contract_number AND pc.cost_currency = c.currency
+LEFT JOIN LATERAL (SELECT string_agg(DISTINCT x.cost_currency, ',' ORDER BY x.cost_currency) AS currencies
+                   FROM dw.project_cost x
+                   WHERE x.contract_number = c.contract_number AND x.status = 'posted'
+                     AND x.cost_currency <> c.currency) other ON true;
+
+-- Delivery cost by engagement and cost currency (posted cost rows), every currency on its own row.
+CREATE OR REPLACE VIEW dw.cost_by_currency AS
+SELECT contract_number, cost_currency, sum(cost_amount) AS cost, sum(hours) AS hours
+FROM dw.project_cost
+WHERE status = 'posted'
+GROUP BY contract_number, cost_currency;
+
+-- Backlog by engagement: contract value not yet billed, in the engagement's currency. billed is
+-- the sum of the engagement's billed events, reversal events (negative) among them. A cancelled
+-- or closed engagement has no backlog: nothing more will be billed on it.
+CREATE OR REPLACE VIEW dw.backlog_by_engagement AS
+SELECT c.contract_number, c.currency, c.contract_value, coalesce(b.billed, 0) AS billed,
+       CASE WHEN c.status = 'active' THEN c.contract_value - coalesce(b.billed, 0) ELSE 0 END AS backlog,
+       c.status
+FROM dw.contract c
+LEFT JOIN (SELECT contract_number, currency, sum(amount) AS billed
+           FROM dw.billing_event WHERE status = 'billed'
+           GROUP BY contract_number, currency) b
+       ON b.contract_number = c.contract_number AND b.currency = c.currency;
+
+-- Billing forecast by engagement and month (the month's first day), in the engagement's currency.
+-- kind 'schedule': schedule items planned or eligible (not billed, not cancelled), by the month of
+-- their planned date. kind 'run_rate': a time-and-materials engagement still active bills, in
+-- each month from the current one to its end date's, what its time and expense events (ready or
+-- billed, reversals included) came to a month on average over the last three full months.
+CREATE OR REPLACE VIEW dw.billing_forecast AS
+SELECT contract_number, currency, date_trunc('month', planned_date)::date AS month, sum(amount) AS amount,
+       'schedule'::text AS kind
+FROM dw.schedule_item
+WHERE status IN ('planned', 'eligible')
+GROUP BY contract_number, currency, date_trunc('month', planned_date)
+UNION ALL
+SELECT c.contract_number, c.currency, m.month::date, r.run_rate, 'run_rate'
+FROM dw.contract c
+JOIN (SELECT contract_number, currency, round(sum(amount) / 3, 2) AS run_rate
+      FROM dw.billing_event
+      WHERE event_type IN ('time', 'expense') AND status IN ('ready', 'billed')
+        AND service_date >= (date_trunc('month', current_date) - interval '3 months')::date
+        AND service_date < date_trunc('month', current_date)::date
+      GROUP BY contract_number, currency) r
+  ON r.contract_number = c.contract_number AND r.currency = c.currency
+CROSS JOIN LATERAL generate_series(date_trunc('month', current_date), date_trunc('month', c.end_date),
+                                   interval '1 month') AS m(month)
+WHERE c.commercial_model = 'time_and_materials' AND c.status = 'active';
+
+-- Receivables aging by currency, as of today: the open amount (gross - paid) of issued, disputed
+-- and partly paid invoices, by days past their due date.
+CREATE OR REPLACE VIEW dw.receivables_aging AS
+SELECT currency, bucket, sum(open_amount) AS amount, count(*) AS invoices, min(bucket_order) AS bucket_order
+FROM (SELECT currency, gross_amount - paid_amount AS open_amount,
+             CASE WHEN current_date - due_date <= 0 THEN 'current'
+                  WHEN current_date - due_date <= 30 THEN '1-30'
+                  WHEN current_date - due_date <= 60 THEN '31-60'
+                  WHEN current_date - due_date <= 90 THEN '61-90'
+                  ELSE '90+' END AS bucket,
+             CASE WHEN current_date - due_date <= 0 THEN 1
+                  WHEN current_date - due_date <= 30 THEN 2
+                  WHEN current_date - due_date <= 60 THEN 3
+                  WHEN current_date - due_date <= 90 THEN 4
+                  ELSE 5 END AS bucket_order
+      FROM dw.receivable
+      WHERE status IN ('issued', 'disputed', 'partially_paid')) open_invoices
+GROUP BY currency, bucket;
+
+-- Days sales outstanding by currency, as of today: open receivable / gross invoiced in the last 90
+-- days (invoices neither draft nor void, dated in the 90 days up to today) × 90. NULL when nothing
+-- was invoiced in that currency in the last 90 days.
+CREATE OR REPLACE VIEW dw.dso_by_currency AS
+SELECT currency,
+       coalesce(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid')), 0)
+         AS open_receivable,
+       coalesce(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
+                                            AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
+         AS invoiced_last_90_days,
+       round(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid'))
+             / nullif(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
+                                                  AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
+             * 90, 1) AS dso_days
+FROM dw.receivable
+GROUP BY currency;
+
+-- Dispute rate by month of invoice date: invoices (neither draft nor void) disputed now or with a
+-- dispute reason on record, out of all.
+CREATE OR REPLACE VIEW dw.dispute_rate_by_month AS
+SELECT date_trunc('month', invoice_date)::date AS month, count(*) AS invoices,
+       count(*) FILTER (WHERE status = 'disputed' OR dispute_reason IS NOT NULL) AS disputed,
+       round(count(*) FILTER (WHERE status = 'disputed' OR dispute_reason IS NOT NULL)::numeric / count(*) * 100, 1)
+         AS dispute_rate_pct
+FROM dw.receivable
+WHERE status NOT IN ('draft', 'void')
+GROUP BY date_trunc('month', invoice_date);
+
+-- Billing cycle time by month of invoice date and commercial model: days from a billed event's
+-- start (a time entry's approval, an expense's approval as capture saw it, a schedule item's
+-- eligibility) to the date of the invoice that billed it. Reversal events are not counted.
+CREATE OR REPLACE VIEW dw.billing_cycle_time AS
+WITH started AS (
+  SELECT e.billing_event_id, e.contract_number, e.invoice_number,
+         coalesce(t.approved_at, x.status_since, s.eligible_at) AS started_at
+  FROM dw.billing_event e
+  LEFT JOIN dw.time_entry t ON e.event_type = 'time' AND e.source_ref = 'psa.timesheet_entry:' || t.id
+  LEFT JOIN dw.expense_item x ON e.event_type = 'expense' AND e.source_ref = 'psa.expense_line:' || x.id
+  LEFT JOIN dw.schedule_item s
+         ON e.event_type IN ('milestone', 'fixed_fee', 'retainer') AND s.contract_number = e.contract_number
+        AND e.billing_event_id = split_part(s.schedule_key, ':', 1) || ':' || s.contract_number || ':'
+                                 || substr(s.schedule_key, strpos(s.schedule_key, ':') + 1)
+  WHERE e.status = 'billed' AND e.billing_event_id NOT LIKE '%:REV')
+SELECT date_trunc('month', r.invoice_date)::date AS month, c.commercial_model, count(*) AS events,
+       round(avg(r.invoice_date - st.started_at::date), 1) AS avg_days,
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY r.invoice_date - st.started_at::date) AS median_days
+FROM started st
+JOIN dw.receivable r ON r.invoice_number = st.invoice_number
+JOIN dw.contract c ON c.contract_number = st.contract_number
+WHERE st.started_at IS NOT NULL AND r.status <> 'void'
+GROUP BY date_trunc('month', r.invoice_date), c.commercial_model;
 
 -- Weekly utilisation by person: approved billable hours over weekly capacity.
 CREATE OR REPLACE VIEW dw.weekly_utilisation AS
@@ -31,28 +162,30 @@ WHERE t.status = 'approved'
 GROUP BY r.employee_no, r.role_code, r.capacity_hours_week, date_trunc('week', t.work_date);
 
 -- Billing leakage, three ways:
--- approved billable work with no billing event that is ready or billed,
+-- approved billable work with no billing event that is ready or billed (quantity: hours of time,
+-- the amount of an expense, in unit: 'hours' or the expense's currency),
 CREATE OR REPLACE VIEW dw.leakage_unbilled_work AS
-SELECT 'time' AS kind, 'psa.timesheet_entry:' || t.id AS source_ref, t.contract_number, t.work_date AS work_date, t.hours AS quantity
+SELECT 'time' AS kind, 'psa.timesheet_entry:' || t.id AS source_ref, t.contract_number, t.work_date AS work_date, t.hours AS quantity,
+       'hours'::text AS unit
 FROM dw.time_entry t
 WHERE t.status = 'approved' AND t.billable AND t.contract_number IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM dw.billing_event e WHERE e.source_ref = 'psa.timesheet_entry:' || t.id AND e.status IN ('ready', 'billed'))
 UNION ALL
-SELECT 'expense', 'psa.expense_line:' || x.id, x.contract_number, x.expense_date, x.amount
+SELECT 'expense', 'psa.expense_line:' || x.id, x.contract_number, x.expense_date, x.amount, x.currency
 FROM dw.expense_item x
 WHERE x.status IN ('approved', 'reimbursed') AND x.billable AND x.contract_number IS NOT NULL
   AND NOT EXISTS (SELECT 1 FROM dw.billing_event e WHERE e.source_ref = 'psa.expense_line:' || x.id AND e.status IN ('ready', 'billed'));
 
--- events on hold, by reason,
+-- events on hold, by reason and currency (an expense held for currency_mismatch is in its own),
 CREATE OR REPLACE VIEW dw.leakage_on_hold AS
-SELECT hold_reason, contract_number, count(*) AS events, sum(amount) AS amount, min(first_seen_at) AS oldest
+SELECT hold_reason, contract_number, count(*) AS events, sum(amount) AS amount, min(first_seen_at) AS oldest, currency
 FROM dw.billing_event WHERE status = 'on_hold'
-GROUP BY hold_reason, contract_number;
+GROUP BY hold_reason, contract_number, currency;
 
 -- and eligible schedule items not billed, with their age in days (filter on days_unbilled > N).
 CREATE OR REPLACE VIEW dw.leakage_eligible_unbilled AS
 SELECT contract_number, schedule_key, billing_type, amount, eligible_at,
-       (current_date - coalesce(eligible_at, first_seen_at)::date) AS days_unbilled
+       (current_date - coalesce(eligible_at, first_seen_at)::date) AS days_unbilled, currency
 FROM dw.schedule_item WHERE status = 'eligible';
 
 -- Quote-to-cash cycle: approval → project → first time → first billing event → first invoice → first payment.

@@ -166,9 +166,9 @@ class Postgres:
         """Least privilege. ``q2c_capture`` replicates and reads only the captured tables (the
         publications are made here, by the owner, so Debezium needs no more); ``q2c_sync`` writes
         only what the sync owns: erp_inbound, PSA project provisioning, crm.account_financials and
-        the warehouse's ``dw`` schema."""
+        the warehouse's ``dw`` schema; ``q2c_reader`` reads ``dw`` and nothing else."""
         self.s.secrets_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        for role in ("capture", "sync"):
+        for role in ("capture", "sync", "reader"):
             secret = self.s.secrets_dir / f"{role}_password"
             if not secret.exists():
                 secret.write_text(secrets.token_urlsafe(24))

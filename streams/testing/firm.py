@@ -139,11 +139,11 @@ class Delivery:
     def __init__(self, firm: Firm):
         self.f = firm
 
-    def resource(self, rid: int, role: str = "CONS", cost: str = "80") -> None:
+    def resource(self, rid: int, role: str = "CONS", cost: str = "80", currency: str = "GBP") -> None:
         self.f.psa.run(
             "insert into psa.resource (id, employee_no, full_name, email, role_code, home_region, legal_entity,"
-            " cost_rate, cost_currency) values (%s, %s, 'A Person', 'a.person@example.com', %s, 'EMEA', 'UK01', %s, 'GBP')",
-            rid, f"E{rid}", role, cost)
+            " cost_rate, cost_currency) values (%s, %s, 'A Person', 'a.person@example.com', %s, 'EMEA', 'UK01', %s, %s)",
+            rid, f"E{rid}", role, cost, currency)
 
     def project_of(self, number: str) -> dict:
         return eventually(lambda: self.f.psa.one("select * from psa.project where crm_quote_number = %s", number),

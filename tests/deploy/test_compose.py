@@ -30,7 +30,7 @@ from streams.stack.worker import FaustWorker
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRETS = {"Q2C_PG_PASSWORD": "staging-owner", "Q2C_CAPTURE_PASSWORD": "staging-capture",
-           "Q2C_SYNC_PASSWORD": "staging-sync"}
+           "Q2C_SYNC_PASSWORD": "staging-sync", "Q2C_READER_PASSWORD": "staging-reader"}
 
 
 @pytest.fixture(scope="module")

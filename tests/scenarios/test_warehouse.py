@@ -44,6 +44,39 @@ def test_margin_utilisation_leakage_and_cycle_times(stack, firm, psa, ids):
     eventually(lambda: wh.one("select 1 from dw.time_entry where id = %s", n + 2) is None, what="the deleted entry gone")
 
 
+def test_a_usd_engagement_costed_in_gbp_and_usd_shows_its_usd_margin_and_its_gbp_cost_apart(stack, firm, psa, ids):
+    """Through the real pipeline: a USD time-and-materials engagement staffed with a UK consultant
+    (cost rate in GBP) and two US consultants (in USD). Revenue 45 h × 150.00 = USD 6,750.00; USD
+    cost 10 h × 50.00 + 8 h × 70.00 = 1,060.00; GBP cost 27 h × 110.00 = 2,970.00, which no USD
+    figure may include."""
+    n = ids()
+    year = 2100 + (n // 1000) % 800
+    number = f"Q-WC{n}"
+    firm.account(n, currency="USD")
+    firm.quote(n, n, number, "time_and_materials", f"{year}-01-01", f"{year}-06-30", currency="USD")
+    firm.line(n * 10 + 1, n, 1, "role_rate", qty="100", price="150", role="CONS")
+    firm.approve(n)
+    pid = psa.project_of(number)["id"]
+    for k, cost, currency in ((0, "110", "GBP"), (1, "50", "USD"), (2, "70", "USD")):
+        psa.resource(n + k, cost=cost, currency=currency)
+        psa.assign(n + k, pid, n + k, start=f"{year}-01-01", end=f"{year}-06-30")
+    for t, (rid, hours, day) in enumerate([(n, "9", 5), (n, "9", 6), (n, "9", 7), (n + 1, "10", 5), (n + 2, "8", 6)]):
+        psa.time(n + t, pid, rid, hours, day=f"{year}-02-{day:02d}")
+    wh = firm.warehouse
+    margin = eventually(lambda: wh.one("select * from dw.margin_by_engagement where contract_number = %s"
+                                       " and ready_revenue = 6750 and cost_in_other_currencies", number),
+                        timeout=90, what="the engagement's margin with every entry")
+    assert margin["currency"] == "USD"
+    assert (margin["cost"], margin["margin"], margin["other_cost_currencies"]) == (D("1060.00"), D("5690.00"), "GBP")
+    costs = eventually(lambda: (rows := wh.rows("select cost_currency, cost, hours from dw.cost_by_currency"
+                                                " where contract_number = %s order by cost_currency", number))
+                       and len(rows) == 2 and rows[1]["cost"] == D("1060.00") and rows, what="both cost currencies")
+    assert [tuple(r.values()) for r in costs] == [("GBP", D("2970.00"), D("27.00")), ("USD", D("1060.00"), D("18.00"))]
+    backlog = wh.one("select * from dw.backlog_by_engagement where contract_number = %s", number)
+    assert (backlog["currency"], backlog["contract_value"], backlog["billed"], backlog["backlog"]) == (
+        "USD", D("15000.00"), D("0"), D("15000.00"))
+
+
 def test_a_warehouse_that_refuses_connections_degrades_the_worker_until_the_loader_catches_up(stack, firm, ids):
     """The loader runs in a process of its own: its waiting reaches the worker's /health and
     /metrics, and what it waited with is loaded once the warehouse is back."""

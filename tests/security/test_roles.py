@@ -39,8 +39,22 @@ def test_the_sync_writes_only_what_it_owns(stack):
     assert not can(s.dsn("finance", "sync"), "select * from finance.ar_invoice_hdr")
 
 
+def test_the_reader_reads_the_warehouses_dw_schema_and_nothing_else(stack):
+    s = stack.s
+    reader = s.dsn("warehouse", "reader")
+    assert can(reader, "select * from dw.contract")  # a table the sync made after the role's grants
+    assert can(reader, "select * from dw.margin_by_engagement")
+    assert can(reader, "select * from dw.receivables_aging")
+    assert not can(reader, "insert into dw.quote_line (id) values (-1)")
+    assert not can(reader, "update dw.contract set revision = revision")
+    assert not can(reader, "create view dw.mine as select 1")
+    assert not can(reader, "select * from audit.sink_write")
+    assert not can(s.dsn("erp", "reader"), "select * from erp_inbound.contract")
+    assert not can(s.dsn("crm", "reader"), "select * from crm.quote")
+
+
 def test_secrets_stay_out_of_committed_config_and_logs(stack):
-    secrets = [stack.s.password(role) for role in ("admin", "capture", "sync")]
+    secrets = [stack.s.password(role) for role in ("admin", "capture", "sync", "reader")]
     committed = [p for p in (PROJECT_ROOT / "connect").glob("*.json")] + [PROJECT_ROOT / "docker-compose.yml"]
     for path in committed:
         text = path.read_text()
