@@ -21,7 +21,7 @@ D = Decimal
 class Warehouse:
     def __init__(self, conn: psycopg.Connection):
         self.conn = conn
-        self.today: date = conn.execute("select current_date").fetchone()["current_date"]
+        self.today: date = conn.execute("select current_date").fetchone()[0]
 
     def load(self, *models: Canonical) -> None:
         loads = [warehouse.Load(_event_type(m), m.model_dump(), None, getattr(m, "contract_number", None)) for m in models]
@@ -32,7 +32,8 @@ class Warehouse:
         self.conn.execute(f"truncate {', '.join(tables)}")
 
     def rows(self, sql: str, *args) -> list[dict]:
-        return self.conn.execute(sql, args).fetchall()
+        with self.conn.cursor(row_factory=dict_row) as cur:
+            return cur.execute(sql, args).fetchall()
 
 
 @contextmanager
@@ -42,7 +43,7 @@ def warehouse_of_its_own(admin_dsn: str) -> Iterator[Warehouse]:
         admin.execute(f'create database "{name}"')
     try:
         dsn = admin_dsn.rsplit("/", 1)[0] + f"/{name}"
-        with psycopg.connect(dsn, autocommit=True, row_factory=dict_row) as conn:
+        with psycopg.connect(dsn, autocommit=True) as conn:
             warehouse.ensure_schema(conn)
             yield Warehouse(conn)
     finally:
