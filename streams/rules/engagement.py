@@ -339,7 +339,7 @@ def _schedule_item(view, contract_no, trace, currency, key, entry: ScheduleEntry
             status = "eligible"
         else:
             status = "planned"
-        if status == "eligible":  # not before the contract existed
+        if trigger is not None:  # eligible, or billed after it was: not before the contract existed
             eligible_at = max(trigger, first_approved or MIN_TIME)
             eligible_at = None if eligible_at == MIN_TIME else eligible_at
     return ScheduleItem(

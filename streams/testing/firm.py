@@ -203,11 +203,11 @@ class Delivery:
             " values (%s, 'Client', %s, 'GB', 'GBP', 'UK01', 'A', localtimestamp)", cust_no, f" {account_number.lower()} ")
 
     def invoice(self, inv_no: str, cust_no: str, contract_ref: str | None, gross: str, lines: list[tuple[str, str, str]],
-                status: str = "IS", due: str = "2026-10-31") -> None:
+                status: str = "IS", due: str = "2026-10-31", day: str = "2026-10-01") -> None:
         self.f.finance.run(
             "insert into finance.ar_invoice_hdr (inv_no, cust_no, contract_ref, inv_dt, due_dt, curr_cd, net_amt, tax_amt, gross_amt,"
-            " status_cd, entity_cd, last_upd_ts) values (%s, %s, %s, '2026-10-01', %s, 'GBP', %s, 0, %s, %s, 'UK01', localtimestamp)",
-            inv_no, cust_no, contract_ref, due, gross, gross, status)
+            " status_cd, entity_cd, last_upd_ts) values (%s, %s, %s, %s, %s, 'GBP', %s, 0, %s, %s, 'UK01', localtimestamp)",
+            inv_no, cust_no, contract_ref, day, due, gross, gross, status)
         for n, (src_type, src_ref, amount) in enumerate(lines, 1):
             self.f.finance.run(
                 "insert into finance.ar_invoice_line (inv_no, line_no, src_type, src_ref, qty, unit_prc, net_amt, tax_cd)"

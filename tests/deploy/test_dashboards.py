@@ -3,6 +3,7 @@ query runs against the embedded Prometheus without an error and names only metri
 exports (the worker, the JMX exporters of Kafka and Connect, Prometheus itself)."""
 import json
 import re
+from datetime import date, timedelta
 
 import httpx
 import pytest
@@ -45,11 +46,14 @@ def test_metric_names_are_found_in_queries():
 
 
 def _load(firm, psa, ids) -> None:
-    """A milestone engagement accepted, invoiced and partly paid; a T&M one with time on hold."""
+    """A milestone engagement accepted, invoiced today and partly paid, its second milestone due
+    within three months (so the warehouse's aging, DSO, backlog, forecast, dispute rate and
+    billing cycle all have figures); a T&M one with time on hold."""
+    today = date.today()
     n = ids()
     firm.account(n)
     number = f"Q-D{n}"
-    firm.quote(n, n, number, "milestone", "2026-01-01", "2026-12-31")
+    firm.quote(n, n, number, "milestone", (today - timedelta(days=60)).isoformat(), (today + timedelta(days=60)).isoformat())
     firm.line(n * 10 + 1, n, 1, "milestone", price="1000", code="A")
     firm.line(n * 10 + 2, n, 2, "milestone", price="2000", code="B")
     firm.approve(n)
@@ -59,7 +63,8 @@ def _load(firm, psa, ids) -> None:
     psa.accept(pid, "B")
     cust = f"C{n % 10**9}"
     psa.customer(cust, f"ACC-{n:08d}")
-    psa.invoice(f"I{n % 10**9}", cust, number, "1200.00", [("MS", f"MS:{number}:A", "1000.00")])
+    psa.invoice(f"I{n % 10**9}", cust, number, "1200.00", [("MS", f"MS:{number}:A", "1000.00")], day=today.isoformat(),
+                due=(today + timedelta(days=30)).isoformat())
     psa.receipt(f"R{n % 10**9}", f"I{n % 10**9}", cust, "500.00")
     m = ids()
     firm.account(m)
