@@ -116,7 +116,9 @@ class BatchHandler:
     def flush(self) -> None:
         """Every record queued so far (canonical events, dead letters, changelog records)
         delivered, or an error."""
-        remaining = self.kafka_producer().flush(60)
+        if self.producer is None:  # nothing was ever queued (a loader batch without dead letters)
+            return
+        remaining = self.producer.flush(60)
         if remaining:
             raise RuntimeError(f"{remaining} messages not delivered to Kafka")
         if self._undelivered:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from datetime import date
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -127,34 +128,28 @@ class PlatformCollector(Collector):
             unbilled.add_metric([kind], figures.unbilled_work.get(kind, 0))
         eligible = GaugeMetricFamily("q2c_leakage_eligible_unbilled", "Schedule items eligible and not billed "
                                      "(dw.leakage_eligible_unbilled)", value=figures.eligible_unbilled)
-        cycle = GaugeMetricFamily("q2c_quote_to_cash_cycle_seconds", "Mean time from quote approval to each stage, "
-                                  "engagements approved in the last 90 days (dw.quote_to_cash_cycle)", labels=["stage"])
-        for stage, seconds in figures.cycle_seconds.items():
-            cycle.add_metric([stage], seconds)
-        aging = GaugeMetricFamily("q2c_receivables_aging_amount", "Open receivable by days past due, as of today "
-                                  "(dw.receivables_aging)", labels=["currency", "bucket"])
-        for (currency, bucket), amount in figures.aging.items():
-            aging.add_metric([currency, bucket], float(amount))
-        dso = GaugeMetricFamily("q2c_days_sales_outstanding", "Open receivable over the last 90 days' invoicing, "
-                                "times 90 (dw.dso_by_currency)", labels=["currency"])
-        for currency, days in figures.dso_days.items():
-            dso.add_metric([currency], float(days))
-        backlog = GaugeMetricFamily("q2c_backlog_amount", "Contract value of active engagements not yet billed "
-                                    "(dw.backlog_by_engagement)", labels=["currency"])
-        for currency, amount in figures.backlog.items():
-            backlog.add_metric([currency], float(amount))
-        forecast = GaugeMetricFamily("q2c_billing_forecast_amount", "Billing expected this month and the next two: "
-                                     "schedule items and the time-and-materials run rate (dw.billing_forecast)",
-                                     labels=["currency", "kind", "month"])
-        for (currency, kind, month), amount in figures.forecast.items():
-            forecast.add_metric([currency, kind, month], float(amount))
-        disputes = GaugeMetricFamily("q2c_invoice_dispute_rate_percent", "Invoices disputed, of those dated in the "
-                                     "month, the last three months (dw.dispute_rate_by_month)", labels=["month"])
-        for month, rate in figures.dispute_rate.items():
-            disputes.add_metric([month], float(rate))
-        billing_cycle = GaugeMetricFamily("q2c_billing_cycle_days", "Mean days from approval or eligibility to the "
-                                          "invoice, invoices of the last three months (dw.billing_cycle_time)",
-                                          labels=["commercial_model"])
-        for model, days in figures.billing_cycle_days.items():
-            billing_cycle.add_metric([model], days)
-        return [unbilled, eligible, cycle, aging, dso, backlog, forecast, disputes, billing_cycle]
+        return [unbilled, eligible, *(gauge(name, doc, labels, values) for name, doc, labels, values in (
+            ("q2c_quote_to_cash_cycle_seconds", "Mean time from quote approval to each stage, engagements approved in "
+             "the last 90 days (dw.quote_to_cash_cycle)", ["stage"], figures.cycle_seconds),
+            ("q2c_receivables_aging_amount", "Open receivable by days past due, as of today (dw.receivables_aging)",
+             ["currency", "bucket"], figures.aging),
+            ("q2c_days_sales_outstanding", "Open receivable over the last 90 days' invoicing, times 90 "
+             "(dw.dso_by_currency)", ["currency"], figures.dso_days),
+            ("q2c_backlog_amount", "Contract value of active engagements not yet billed (dw.backlog_by_engagement)",
+             ["currency"], figures.backlog),
+            ("q2c_billing_forecast_amount", "Billing expected this month and the next two: schedule items and the "
+             "time-and-materials run rate (dw.billing_forecast)", ["currency", "kind", "month"], figures.forecast),
+            ("q2c_invoice_dispute_rate_percent", "Invoices disputed, of those dated in the month, the last three months "
+             "(dw.dispute_rate_by_month)", ["month"], figures.dispute_rate),
+            ("q2c_billing_cycle_days", "Mean days from approval or eligibility to the invoice, invoices of the last "
+             "three months (dw.billing_cycle_time)", ["commercial_model"], figures.billing_cycle_days),
+        ))]
+
+
+def gauge(name: str, doc: str, labels: list[str], values: Mapping[Any, Any]) -> GaugeMetricFamily:
+    """A gauge with a sample per entry of ``values``: its key the label values (a tuple, or the
+    one label's value), its value a number (a Decimal is exported as a float: a gauge's sample)."""
+    family = GaugeMetricFamily(name, doc, labels=labels)
+    for key, value in values.items():
+        family.add_metric(list(key) if isinstance(key, tuple) else [key], float(value))
+    return family

@@ -5,7 +5,7 @@ The batch's rows go to the server as one JSON document, turned into typed rows b
 itself (``INSERT … SELECT … FROM json_to_recordset(%s::json) AS x(col type, …) ON CONFLICT …
 DO UPDATE … WHERE … IS DISTINCT FROM …``): one statement, one parameter and one round trip
 however many rows. msgspec writes a batch in native code; psycopg's array parameters (one per
-column, the way this was first written) dump element by element in Python and cost twice the
+column) dump element by element in Python and cost twice the
 CPU a row (measured: ~20 against ~10 µs a billing event, batches of 2,000). Decimals and dates go
 as JSON strings and are read by the column types' own input functions, so nothing passes through
 a float. It needs no temporary table, so nothing beyond insert and update on the target. A key

@@ -1,4 +1,4 @@
-"""Issue 2's flow through the real pipeline: a quote written in the CRM database, captured by
+"""The first flow through the real pipeline: a quote written in the CRM database, captured by
 Debezium, processed by the Faust worker, lands in the ERP (and provisions the PSA project)."""
 from decimal import Decimal as D
 
