@@ -95,6 +95,8 @@ class BatchHandler:
 
     def dead_letter(self, letters: list[tuple[Any, str, str, int | None]], flush: bool = True) -> None:
         """(event, reason, error, source LSN) → the dead-letter topic, with the original record."""
+        if not letters:
+            return
         producer = self.kafka_producer()
         now = datetime.now(UTC).isoformat()
         for event, reason, error, lsn in letters:

@@ -146,6 +146,7 @@ class WarehouseLoader(BatchHandler):
                 continue
             if event_type:
                 loads.append(warehouse.Load(event_type, record, headers.get("q2c.ref"), headers.get("q2c.contract")))
+
         def load() -> None:
             if loads or records:
                 self.write_retrying("warehouse load", "warehouse", self._write(loads, records))

@@ -41,15 +41,19 @@ WHERE status = 'posted'
 GROUP BY contract_number, cost_currency;
 
 -- Backlog by engagement: contract value not yet billed, in the engagement's currency. billed is
--- the sum of the engagement's billed events, reversal events (negative) among them. A cancelled
--- or closed engagement has no backlog: nothing more will be billed on it.
+-- the sum of the engagement's billed events, reversal events (negative) among them. A cancelled or
+-- closed engagement bills nothing more than what is owed already: its backlog is its events ready
+-- to invoice (contract_value less billed would count a time-and-materials not-to-exceed that will
+-- never be used).
 CREATE OR REPLACE VIEW dw.backlog_by_engagement AS
 SELECT c.contract_number, c.currency, c.contract_value, coalesce(b.billed, 0) AS billed,
-       CASE WHEN c.status = 'active' THEN c.contract_value - coalesce(b.billed, 0) ELSE 0 END AS backlog,
+       CASE WHEN c.status = 'active' THEN c.contract_value - coalesce(b.billed, 0) ELSE coalesce(b.ready, 0) END AS backlog,
        c.status
 FROM dw.contract c
-LEFT JOIN (SELECT contract_number, currency, sum(amount) AS billed
-           FROM dw.billing_event WHERE status = 'billed'
+LEFT JOIN (SELECT contract_number, currency,
+                  sum(amount) FILTER (WHERE status = 'billed') AS billed,
+                  sum(amount) FILTER (WHERE status = 'ready') AS ready
+           FROM dw.billing_event
            GROUP BY contract_number, currency) b
        ON b.contract_number = c.contract_number AND b.currency = c.currency;
 
@@ -107,7 +111,7 @@ SELECT currency,
        coalesce(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
                                             AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
          AS invoiced_last_90_days,
-       round(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid'))
+       round(coalesce(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid')), 0)
              / nullif(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
                                                   AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
              * 90, 1) AS dso_days

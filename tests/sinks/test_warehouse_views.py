@@ -58,17 +58,19 @@ def test_margin_is_in_the_engagements_currency_and_other_cost_currencies_are_rep
         ("Q-M", "GBP", D("2970.00"), D("27")), ("Q-M", "USD", D("1060.00"), D("18")), ("Q-N", "GBP", D("150.00"), D("3"))]
 
 
-def test_backlog_is_contract_value_less_billed_reversals_included(dw):
+def test_backlog_is_contract_value_less_billed_reversals_included_and_a_cancelled_engagements_is_what_it_owes(dw):
     dw.load(contract("Q-B", "EUR", "12000.00", model="fixed_fee"), contract("Q-C", "EUR", "5000.00", status="cancelled"),
             event("FF:Q-B:1:202601", "Q-B", "3000.00", "EUR", "billed", "fixed_fee", invoice="I-1"),
             event("FF:Q-B:1:202602", "Q-B", "3000.00", "EUR", "billed", "fixed_fee", invoice="I-2"),
             event("FF:Q-B:1:202602:REV", "Q-B", "-3000.00", "EUR", "billed", "fixed_fee", invoice="I-3"),
             event("FF:Q-B:1:202603", "Q-B", "3000.00", "EUR", "ready", "fixed_fee"),
-            event("E-C", "Q-C", "1000.00", "EUR", "billed", invoice="I-4"))
+            event("E-C", "Q-C", "1000.00", "EUR", "billed", invoice="I-4"),
+            event("E-C2", "Q-C", "400.00", "EUR", "ready"),  # approved before the cancellation: still owed
+            event("E-C3", "Q-C", "700.00", "EUR", "on_hold", hold_reason="contract_cancelled"))
     rows = {r["contract_number"]: r for r in dw.rows("select * from dw.backlog_by_engagement")}
     assert [rows["Q-B"][k] for k in ("currency", "contract_value", "billed", "backlog")] == [
         "EUR", D("12000.00"), D("3000.00"), D("9000.00")]
-    assert [rows["Q-C"][k] for k in ("billed", "backlog", "status")] == [D("1000.00"), D("0"), "cancelled"]
+    assert [rows["Q-C"][k] for k in ("billed", "backlog", "status")] == [D("1000.00"), D("400.00"), "cancelled"]
 
 
 def test_the_forecast_has_schedule_items_by_month_and_a_time_and_materials_run_rate(dw):
@@ -106,6 +108,7 @@ def test_receivables_age_by_currency_and_days_past_due_and_give_dso(dw):
             receivable("I4", "GBP", "400.00", due=t - timedelta(days=75), invoice_date=t - timedelta(days=105)),
             receivable("I5", "GBP", "900.00", due=t - timedelta(days=120), invoice_date=t - timedelta(days=150)),
             receivable("I6", "GBP", "300.00", "300.00", "paid", due=t - timedelta(days=200), invoice_date=t - timedelta(days=20)),
+            receivable("I11", "USD", "800.00", "800.00", "paid", due=t - timedelta(days=5), invoice_date=t - timedelta(days=35)),
             receivable("I7", "GBP", "5000.00", status="void", due=t - timedelta(days=200), invoice_date=t - timedelta(days=10)),
             receivable("I8", "GBP", "6000.00", status="draft", due=t - timedelta(days=200), invoice_date=t - timedelta(days=5)))
     aging = dw.rows("select currency, bucket, amount, invoices from dw.receivables_aging order by currency, bucket_order")
@@ -118,6 +121,9 @@ def test_receivables_age_by_currency_and_days_past_due_and_give_dso(dw):
         D("3350.00"), D("3850.00"), D("78.3"))
     assert (dso["GBP"]["open_receivable"], dso["GBP"]["invoiced_last_90_days"], dso["GBP"]["dso_days"]) == (
         D("1300.00"), D("300.00"), D("390.0"))
+    # USD: invoiced and paid, nothing open: no days outstanding (not unknown)
+    assert (dso["USD"]["open_receivable"], dso["USD"]["invoiced_last_90_days"], dso["USD"]["dso_days"]) == (
+        D("0"), D("800.00"), D("0.0"))
 
 
 def test_dispute_rate_by_month_counts_invoices_disputed_now_or_before(dw):
