@@ -1,4 +1,5 @@
-"""Two revisions' catch-up, side by side (``make bench-ab A=REV B=REV``): run by hand, never in CI.
+"""Two revisions' catch-up, side by side (``make bench-ab A=REV B=REV``; ``--scaled``: two
+scaled-out workers, as ``make bench``'s second half): run by hand, never in CI.
 
 The machine's speed drifts between runs of the same code (by a fifth within a session, by half
 between hosts), so a change is judged only against its base measured beside it. Each revision is
@@ -69,10 +70,16 @@ def main() -> None:
     parser.add_argument("--entries", type=int, default=900)
     parser.add_argument("--expenses", type=int, default=100)
     parser.add_argument("--chunk", type=int, default=2000, help="rows per source transaction")
+    parser.add_argument("--scaled", action="store_true", help="two scaled-out workers catch up (bench.suite.scaled_run)")
     parser.add_argument("--one", action="store_true", help="one catch-up of the code on the path (used by the runner)")
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args)), flush=True)
+        if args.scaled:
+            from bench.suite import scaled_run
+
+            print(json.dumps(scaled_run(args)), flush=True)
+        else:
+            print(json.dumps(one(args)), flush=True)
         return
     if len(args.revisions) != 2:
         parser.error("give two revisions: the base, then the change")
@@ -85,7 +92,7 @@ def main() -> None:
             for rev, tree in trees.items():
                 done = subprocess.run(
                     [sys.executable, str(HERE), "--one", "--engagements", str(args.engagements), "--entries", str(args.entries),
-                     "--expenses", str(args.expenses), "--chunk", str(args.chunk)],
+                     "--expenses", str(args.expenses), "--chunk", str(args.chunk), *(["--scaled"] if args.scaled else [])],
                     cwd=tree, env={**os.environ, "PYTHONPATH": str(tree)}, capture_output=True, text=True, timeout=7200)
                 if done.returncode != 0:
                     raise RuntimeError(f"{rev}: the run failed: {done.stderr[-2000:]}")
@@ -96,9 +103,9 @@ def main() -> None:
         for tree in trees.values():
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False)
     for rev, results in runs.items():
+        cpu = [r.get("worker_cpu_us_per_change", r.get("cpu_us_per_change")) for r in results]
         print(f"{rev:>12}: changes/s {' / '.join(str(r['eps']) for r in results)} (median "
-              f"{statistics.median(r['eps'] for r in results):,.0f}); worker µs a change "
-              f"{' / '.join(str(r['worker_cpu_us_per_change']) for r in results)}")
+              f"{statistics.median(r['eps'] for r in results):,.0f}); CPU µs a change {' / '.join(map(str, cpu))}")
 
 
 if __name__ == "__main__":
