@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import statistics
 import subprocess
 import sys
@@ -102,6 +103,7 @@ def main() -> None:
     finally:
         for tree in trees.values():
             subprocess.run(["git", "worktree", "remove", "--force", str(tree)], check=False)
+        shutil.rmtree(under, ignore_errors=True)
     for rev, results in runs.items():
         cpu = [r.get("worker_cpu_us_per_change", r.get("cpu_us_per_change")) for r in results]
         print(f"{rev:>12}: changes/s {' / '.join(str(r['eps']) for r in results)} (median "
