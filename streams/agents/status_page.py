@@ -55,6 +55,19 @@ def _table(title: str, header: tuple[str, ...], rows: list[tuple], empty: str) -
     return f'<section><h2>{html.escape(title)}</h2><table><tr>{head}</tr>{body}</table></section>'
 
 
+AGING_BUCKETS = ("current", "1-30", "31-60", "61-90", "90+")  # dw.receivables_aging's
+
+
+def _receivables(m) -> list[tuple[str, ...]]:
+    """A row per currency: its open receivable in each aging bucket, and its DSO."""
+    open_by: dict[str, dict[str, float]] = defaultdict(dict)
+    for labels, value in m["q2c_receivables_aging_amount"]:
+        open_by[labels["currency"]][labels["bucket"]] = value
+    dso = {labels["currency"]: value for labels, value in m["q2c_days_sales_outstanding"]}
+    return [(currency, *(f"{open_by[currency].get(b, 0):,.2f}" for b in AGING_BUCKETS),
+             f"{dso[currency]:.1f}" if currency in dso else "-") for currency in sorted(open_by)]
+
+
 def render(health, exposition: str, now: float | None = None) -> str:
     now = time.time() if now is None else now
     m = _samples(exposition)
@@ -72,6 +85,7 @@ def render(health, exposition: str, now: float | None = None) -> str:
     letters = [(labels["reason"], f"{v:.0f}") for labels, v in sorted(m["q2c_dead_letters_total"], key=lambda s: s[0]["reason"]) if v]
     holds = [(labels["reason"], f"{v:.0f}") for labels, v in sorted(m["q2c_billing_events_on_hold"], key=lambda s: s[0]["reason"])]
     ready = [(labels["currency"], f"{v:,.2f}") for labels, v in sorted(m["q2c_ready_to_bill_amount"], key=lambda s: s[0]["currency"])]
+    receivables = _receivables(m)
 
     by_sink: dict[str, list[tuple[float, float]]] = defaultdict(list)
     counts: dict[str, float] = {}
@@ -102,6 +116,8 @@ def render(health, exposition: str, now: float | None = None) -> str:
         _table("Dead letters (since the worker started)", ("reason", "count"), letters, "none"),
         _table("Billing events on hold", ("reason", "events"), holds, "none"),
         _table("Ready to bill", ("currency", "amount"), ready, "nothing"),
+        _table("Receivables by days past due, as of today", ("currency", *AGING_BUCKETS, "DSO (days)"), receivables,
+               "none open"),
         _table("Connectors", ("connector", "state"), connectors, "none seen"),
         _table("Connector tasks", ("connector", "task", "state"), tasks, "none seen"),
         _table("Replication slots", ("database", "slot", "streaming", "lag (bytes)"), slots, "none seen"),

@@ -31,6 +31,12 @@ q2c_connector_state{connector="q2c-psa",state="RUNNING"} 1.0
 q2c_connector_state{connector="q2c-psa",state="FAILED"} 0.0
 # TYPE q2c_observed_up gauge
 q2c_observed_up{what="erp_figures"} 0.0
+# TYPE q2c_receivables_aging_amount gauge
+q2c_receivables_aging_amount{bucket="current",currency="EUR"} 1050.0
+q2c_receivables_aging_amount{bucket="31-60",currency="EUR"} 700.0
+q2c_receivables_aging_amount{bucket="90+",currency="GBP"} 900.0
+# TYPE q2c_days_sales_outstanding gauge
+q2c_days_sales_outstanding{currency="EUR"} 78.3
 """
 
 
@@ -53,6 +59,9 @@ def test_the_page_shows_each_figure_of_the_metrics():
     assert "<td>q2c</td><td>q2c.psa.psa.timesheet_entry</td><td>0</td><td>42</td>" in page
     assert "<td>q2c-psa</td><td>RUNNING</td>" in page and "FAILED" not in page
     assert "Could not read: erp_figures" in page
+    # receivables by currency, never summed across currencies; a currency with nothing invoiced lately has no DSO
+    assert "<td>EUR</td><td>1,050.00</td><td>0.00</td><td>700.00</td><td>0.00</td><td>0.00</td><td>78.3</td>" in page
+    assert "<td>GBP</td><td>0.00</td><td>0.00</td><td>0.00</td><td>0.00</td><td>900.00</td><td>-</td>" in page
 
 
 def test_the_page_escapes_what_it_shows():
