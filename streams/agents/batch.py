@@ -1,4 +1,4 @@
-"""What every agent's batch handler shares: never losing a batch, dead letters, retrying sinks."""
+"""What every agent's batch handler shares: never losing a batch, dead letters, the sink writer."""
 from __future__ import annotations
 
 import asyncio
@@ -14,7 +14,7 @@ from streams.agents import metrics
 from streams.agents.changelog import Changelog
 from streams.config import Settings
 from streams.sinks.retry import with_backoff
-from streams.sinks.writer import SinkWriter, Write
+from streams.sinks.writer import SinkWriter
 from streams.topics import DEAD_LETTER
 
 log = logging.getLogger(__name__)
@@ -127,10 +127,3 @@ class BatchHandler:
             undelivered, self._undelivered = self._undelivered, []
             raise RecordsUndelivered(f"Kafka refused {len(undelivered)} records, e.g. {undelivered[0]}")
         self.changelog.persist()
-
-    # --- sinks ------------------------------------------------------------------------------
-
-    def write_retrying(self, what: str, database: str, write: Write) -> None:
-        """``write(connection)`` into a sink database, retried until it goes through
-        (``SinkWriter``)."""
-        self.sinks.write(what, database, write)

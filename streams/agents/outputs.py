@@ -60,17 +60,17 @@ def produce_audit(handler: BatchHandler, result: BatchResult) -> None:
 def write_sinks(handler: BatchHandler, result: BatchResult) -> None:
     """ERP, PSA provisioning and CRM account financials, each retried until written."""
     if len(result.erp):
-        handler.write_retrying("ERP write", "erp", lambda c: erp_sink.write(c, result.erp))
+        handler.sinks.write("ERP write", "erp", lambda c: erp_sink.write(c, result.erp))
         for table, rows in (("contract", result.erp.contracts), ("billing_schedule", result.erp.schedule),
                             ("billing_event", result.erp.events), ("project_cost", result.erp.costs),
                             ("receivable", result.erp.receivables)):
             if rows:
                 metrics.SINK_ROWS.labels("erp", table).inc(len(rows))
     if result.provisions:
-        handler.write_retrying("PSA provisioning", "psa", lambda c: psa_sink.write(c, result.provisions))
+        handler.sinks.write("PSA provisioning", "psa", lambda c: psa_sink.write(c, result.provisions))
         metrics.SINK_ROWS.labels("psa", "project").inc(len(result.provisions))
     if result.financials:
-        handler.write_retrying("CRM account financials", "crm", lambda c: crm_sink.write(c, result.financials))
+        handler.sinks.write("CRM account financials", "crm", lambda c: crm_sink.write(c, result.financials))
         metrics.SINK_ROWS.labels("crm", "account_financials").inc(len(result.financials))
 
 

@@ -149,7 +149,7 @@ class WarehouseLoader(BatchHandler):
 
         def load() -> None:
             if loads or records:
-                self.write_retrying("warehouse load", "warehouse", self._write(loads, records))
+                self.sinks.write("warehouse load", "warehouse", self._write(loads, records))
 
         await commit(Commit(publish=lambda: self.dead_letter(letters, flush=False), sinks=load), self.flush)
         if loads or records:

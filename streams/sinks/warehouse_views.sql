@@ -9,29 +9,26 @@
 -- delivery cost in that currency. Cost in other currencies is left out of cost and margin, flagged
 -- and named here, and given in dw.cost_by_currency.
 CREATE OR REPLACE VIEW dw.margin_by_engagement AS
-SELECT c.contract_number, c.client_name, c.commercial_model, c.currency, c.contract_value,
-       coalesce(e.billed, 0) AS billed_revenue,
-       coalesce(e.ready, 0) AS ready_revenue,
-       coalesce(pc.cost, 0) AS cost,
-       coalesce(e.billed, 0) + coalesce(e.ready, 0) - coalesce(pc.cost, 0) AS margin,
-       CASE WHEN coalesce(e.billed, 0) + coalesce(e.ready, 0) = 0 THEN NULL
-            ELSE round((coalesce(e.billed, 0) + coalesce(e.ready, 0) - coalesce(pc.cost, 0))
-                       / (coalesce(e.billed, 0) + coalesce(e.ready, 0)) * 100, 1) END AS margin_pct,
-       other.currencies IS NOT NULL AS cost_in_other_currencies,
-       other.currencies AS other_cost_currencies
-FROM dw.contract c
-LEFT JOIN (SELECT contract_number, currency,
-                  sum(amount) FILTER (WHERE status = 'billed') AS billed,
-                  sum(amount) FILTER (WHERE status = 'ready') AS ready
-           FROM dw.billing_event GROUP BY contract_number, currency) e
-       ON e.contract_number = c.contract_number AND e.currency = c.currency
-LEFT JOIN (SELECT contract_number, cost_currency, sum(cost_amount) AS cost
-           FROM dw.project_cost WHERE status = 'posted' GROUP BY contract_number, cost_currency) pc
-       ON pc.contract_number = c.contract_number AND pc.cost_currency = c.currency
-LEFT JOIN LATERAL (SELECT string_agg(DISTINCT x.cost_currency, ',' ORDER BY x.cost_currency) AS currencies
-                   FROM dw.project_cost x
-                   WHERE x.contract_number = c.contract_number AND x.status = 'posted'
-                     AND x.cost_currency <> c.currency) other ON true;
+SELECT contract_number, client_name, commercial_model, currency, contract_value, billed_revenue, ready_revenue, cost,
+       billed_revenue + ready_revenue - cost AS margin,
+       round((billed_revenue + ready_revenue - cost) / nullif(billed_revenue + ready_revenue, 0) * 100, 1) AS margin_pct,
+       cost_in_other_currencies, other_cost_currencies
+FROM (SELECT c.contract_number, c.client_name, c.commercial_model, c.currency, c.contract_value,
+             coalesce(e.billed, 0) AS billed_revenue, coalesce(e.ready, 0) AS ready_revenue, coalesce(pc.cost, 0) AS cost,
+             other.currencies IS NOT NULL AS cost_in_other_currencies, other.currencies AS other_cost_currencies
+      FROM dw.contract c
+      LEFT JOIN (SELECT contract_number, currency,
+                        sum(amount) FILTER (WHERE status = 'billed') AS billed,
+                        sum(amount) FILTER (WHERE status = 'ready') AS ready
+                 FROM dw.billing_event GROUP BY contract_number, currency) e
+             ON e.contract_number = c.contract_number AND e.currency = c.currency
+      LEFT JOIN (SELECT contract_number, cost_currency, sum(cost_amount) AS cost
+                 FROM dw.project_cost WHERE status = 'posted' GROUP BY contract_number, cost_currency) pc
+             ON pc.contract_number = c.contract_number AND pc.cost_currency = c.currency
+      LEFT JOIN LATERAL (SELECT string_agg(DISTINCT x.cost_currency, ',' ORDER BY x.cost_currency) AS currencies
+                         FROM dw.project_cost x
+                         WHERE x.contract_number = c.contract_number AND x.status = 'posted'
+                           AND x.cost_currency <> c.currency) other ON true) figures;
 
 -- Delivery cost by engagement and cost currency (posted cost rows), every currency on its own row.
 CREATE OR REPLACE VIEW dw.cost_by_currency AS
@@ -85,49 +82,39 @@ WHERE c.commercial_model = 'time_and_materials' AND c.status = 'active';
 -- Receivables aging by currency, as of today: the open amount (gross - paid) of issued, disputed
 -- and partly paid invoices, by days past their due date.
 CREATE OR REPLACE VIEW dw.receivables_aging AS
-SELECT currency, bucket, sum(open_amount) AS amount, count(*) AS invoices, min(bucket_order) AS bucket_order
-FROM (SELECT currency, gross_amount - paid_amount AS open_amount,
-             CASE WHEN current_date - due_date <= 0 THEN 'current'
-                  WHEN current_date - due_date <= 30 THEN '1-30'
-                  WHEN current_date - due_date <= 60 THEN '31-60'
-                  WHEN current_date - due_date <= 90 THEN '61-90'
-                  ELSE '90+' END AS bucket,
-             CASE WHEN current_date - due_date <= 0 THEN 1
-                  WHEN current_date - due_date <= 30 THEN 2
-                  WHEN current_date - due_date <= 60 THEN 3
-                  WHEN current_date - due_date <= 90 THEN 4
-                  ELSE 5 END AS bucket_order
-      FROM dw.receivable
-      WHERE status IN ('issued', 'disputed', 'partially_paid')) open_invoices
-GROUP BY currency, bucket;
+SELECT r.currency, b.bucket, sum(r.gross_amount - r.paid_amount) AS amount, count(*) AS invoices,
+       min(b.bucket_order) AS bucket_order
+FROM dw.receivable r
+JOIN (VALUES (1, 'current', -2147483648, 0), (2, '1-30', 1, 30), (3, '31-60', 31, 60), (4, '61-90', 61, 90),
+             (5, '90+', 91, 2147483647)) AS b (bucket_order, bucket, from_days, to_days)
+  ON current_date - r.due_date BETWEEN b.from_days AND b.to_days
+WHERE r.status IN ('issued', 'disputed', 'partially_paid')
+GROUP BY r.currency, b.bucket;
 
 -- Days sales outstanding by currency, as of today: open receivable / gross invoiced in the last 90
 -- days (invoices neither draft nor void, dated in the 90 days up to today) × 90. NULL when nothing
 -- was invoiced in that currency in the last 90 days.
 CREATE OR REPLACE VIEW dw.dso_by_currency AS
-SELECT currency,
-       coalesce(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid')), 0)
-         AS open_receivable,
-       coalesce(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
-                                            AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
-         AS invoiced_last_90_days,
-       round(coalesce(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid')), 0)
-             / nullif(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
+SELECT currency, open_receivable, invoiced_last_90_days,
+       round(open_receivable / nullif(invoiced_last_90_days, 0) * 90, 1) AS dso_days
+FROM (SELECT currency,
+             coalesce(sum(gross_amount - paid_amount) FILTER (WHERE status IN ('issued', 'disputed', 'partially_paid')), 0)
+               AS open_receivable,
+             coalesce(sum(gross_amount) FILTER (WHERE status NOT IN ('draft', 'void')
                                                   AND invoice_date > current_date - 90 AND invoice_date <= current_date), 0)
-             * 90, 1) AS dso_days
-FROM dw.receivable
-GROUP BY currency;
+               AS invoiced_last_90_days
+      FROM dw.receivable
+      GROUP BY currency) totals;
 
 -- Dispute rate by month of invoice date: invoices (neither draft nor void) disputed now or with a
 -- dispute reason on record, out of all.
 CREATE OR REPLACE VIEW dw.dispute_rate_by_month AS
-SELECT date_trunc('month', invoice_date)::date AS month, count(*) AS invoices,
-       count(*) FILTER (WHERE status = 'disputed' OR dispute_reason IS NOT NULL) AS disputed,
-       round(count(*) FILTER (WHERE status = 'disputed' OR dispute_reason IS NOT NULL)::numeric / count(*) * 100, 1)
-         AS dispute_rate_pct
-FROM dw.receivable
-WHERE status NOT IN ('draft', 'void')
-GROUP BY date_trunc('month', invoice_date);
+SELECT month, invoices, disputed, round(disputed::numeric / invoices * 100, 1) AS dispute_rate_pct
+FROM (SELECT date_trunc('month', invoice_date)::date AS month, count(*) AS invoices,
+             count(*) FILTER (WHERE status = 'disputed' OR dispute_reason IS NOT NULL) AS disputed
+      FROM dw.receivable
+      WHERE status NOT IN ('draft', 'void')
+      GROUP BY date_trunc('month', invoice_date)) counts;
 
 -- Billing cycle time by month of invoice date and commercial model: days from a billed event's
 -- start (a time entry's approval, an expense's approval as capture saw it, a schedule item's
